@@ -1,0 +1,143 @@
+"""Cluster and overlap maps from NMF weights, and background (vacuum) detection."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+
+DEFAULT_THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95)
+
+
+def _check_weights(weights: np.ndarray) -> np.ndarray:
+    w = np.asarray(weights)
+    if w.ndim != 3:
+        raise InputError(f"weights must be 3D (k, scan_y, scan_x), got shape {w.shape}")
+    return w
+
+
+def cluster_map(weights: np.ndarray) -> np.ndarray:
+    """Index of the largest weight at each scan position.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k, scan_y, scan_x)
+
+    Returns
+    -------
+    labels : ndarray of shape (scan_y, scan_x), int32
+    """
+    w = _check_weights(weights)
+    return np.argmax(w, axis=0).astype(np.int32)
+
+
+def overlap_ratio(weights: np.ndarray, *, background=()) -> tuple[np.ndarray, np.ndarray]:
+    """Second-largest / largest weight at each position (the paper's overlap measure).
+
+    Background components (vacuum) are never the overlapping partner: the ratio and the
+    partner are taken among the other components, and positions whose largest weight
+    is a background component get ratio 0 and partner -1.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k, scan_y, scan_x)
+        Non-negative weights (in intensity units when components sum to 1, so the ratio
+        does not depend on NMF's arbitrary scaling).
+    background : sequence of int
+        Indices of background components.
+
+    Returns
+    -------
+    ratio : ndarray of shape (scan_y, scan_x), float32
+        In [0, 1]; 0 where the largest weight is 0.
+    partner : ndarray of shape (scan_y, scan_x), int32
+        Index of the second-largest (overlapping) component, -1 where there is none.
+    """
+    w = _check_weights(weights).astype(np.float64)
+    k = w.shape[0]
+    labels = np.argmax(w, axis=0)
+    bg = [int(b) for b in background if 0 <= int(b) < k]
+    if k < 2:
+        return np.zeros(w.shape[1:], np.float32), np.full(w.shape[1:], -1, np.int32)
+    wf = w.copy()
+    if bg:
+        wf[bg] = -np.inf
+    order = np.argsort(-wf, axis=0, kind="stable")
+    first = np.take_along_axis(wf, order[:1], 0)[0]
+    second = np.take_along_axis(wf, order[1:2], 0)[0]
+    ok = np.isfinite(first) & (first > 0) & np.isfinite(second) & (second > 0)
+    if bg:
+        ok &= ~np.isin(labels, bg)
+    ratio = np.where(ok, second / np.where(ok, first, 1.0), 0.0)
+    partner = np.where(ok, order[1], -1)
+    return ratio.astype(np.float32), partner.astype(np.int32)
+
+
+def overlap_masks(ratio: np.ndarray, thresholds=DEFAULT_THRESHOLDS) -> np.ndarray:
+    """Boolean masks ``ratio >= t`` for each threshold, shape (n, scan_y, scan_x)."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    if t.ndim != 1 or np.any((t < 0) | (t > 1)):
+        raise InputError(f"thresholds must be values in [0, 1], got {thresholds}")
+    return np.asarray(ratio)[None] >= t[:, None, None]
+
+
+def direct_beam_region(mean_pattern: np.ndarray) -> np.ndarray:
+    """Boolean mask of the direct-beam disc of a mean diffraction pattern.
+
+    The disc is centred on the brightest pixel (after light smoothing); its radius is
+    where the azimuthal mean falls below 10 % of the peak, plus one pixel.
+
+    Parameters
+    ----------
+    mean_pattern : ndarray of shape (ky, kx)
+    """
+    from scipy.ndimage import gaussian_filter
+
+    m = gaussian_filter(np.asarray(mean_pattern, np.float64), 1.0)
+    cy, cx = np.unravel_index(int(np.argmax(m)), m.shape)
+    yy, xx = np.indices(m.shape)
+    r = np.hypot(yy - cy, xx - cx)
+    peak = m[cy, cx]
+    rmax = max(2, int(0.2 * min(m.shape)))
+    radius = rmax
+    for rr in range(1, rmax + 1):
+        ring = (r >= rr - 0.5) & (r < rr + 0.5)
+        if ring.any() and m[ring].mean() < 0.1 * peak:
+            radius = rr
+            break
+    return r <= radius + 1
+
+
+def detect_background(components: np.ndarray, *, beam_mask: np.ndarray | None = None,
+                      threshold: float = 0.8) -> list[int]:
+    """Indices of background (vacuum) components: patterns that are the direct beam alone.
+
+    A component is background when at least ``threshold`` of its intensity lies inside
+    the direct-beam disc: a vacuum pattern holds the beam only, a crystal scatters a
+    good share of the intensity into reflections and diffuse background.
+
+    Parameters
+    ----------
+    components : ndarray of shape (k, ky, kx)
+    beam_mask : ndarray of shape (ky, kx), bool, optional
+        Direct-beam disc; by default found from the mean of the components.
+
+    Returns
+    -------
+    list of int
+    """
+    c = np.asarray(components, np.float64)
+    if c.ndim != 3:
+        raise InputError(f"components must be 3D (k, ky, kx), got shape {c.shape}")
+    if beam_mask is None:
+        beam_mask = direct_beam_region(c.mean(axis=0))
+    tot = c.sum(axis=(1, 2))
+    inside = c[:, beam_mask].sum(axis=1)
+    frac = np.where(tot > 0, inside / np.where(tot > 0, tot, 1), 0.0)
+    return [int(i) for i in np.flatnonzero(frac >= threshold)]
+
+
+def beam_fraction(components: np.ndarray, beam_mask: np.ndarray) -> np.ndarray:
+    """Share of each component's intensity inside the direct-beam disc, shape (k,)."""
+    c = np.asarray(components, np.float64)
+    tot = c.sum(axis=(1, 2))
+    return np.where(tot > 0, c[:, beam_mask].sum(axis=1) / np.where(tot > 0, tot, 1), 0.0)

@@ -1,0 +1,243 @@
+"""The NMF estimator and its function API (one code path)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InputError
+from ._hals import hals
+from ._init import nndsvd, spa_components
+from ._operator import InMemoryOperator
+
+INITS = ("spa", "nndsvda", "nndsvd", "random")
+
+
+@dataclass
+class NMFResult:
+    """Outcome of one factorisation ``X ~ weights @ components``.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (n_patterns, k)
+        Contribution of each component to each pattern. With ``normalize=True`` each
+        component sums to 1, so a weight is the intensity (in the units of X) that the
+        component contributes to that pattern.
+    components : ndarray of shape (k, n_pixels)
+        Component patterns (rows), each summing to 1 when normalised.
+    n_iter : int
+    converged : bool
+    history : list of float
+        Relative Frobenius error after each iteration.
+    """
+
+    weights: np.ndarray
+    components: np.ndarray
+    n_iter: int
+    converged: bool
+    history: list = field(default_factory=list)
+
+    @property
+    def relative_error(self) -> float:
+        return self.history[-1] if self.history else float("nan")
+
+
+def _as_operator(X):
+    if hasattr(X, "x_ht") and hasattr(X, "wt_x"):
+        return X
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise InputError(f"X must be 2D (n_patterns, n_pixels), got shape {X.shape}")
+    if not np.issubdtype(X.dtype, np.floating):
+        X = X.astype(np.float32)
+    return InMemoryOperator(X)
+
+
+def check_k(k, n_max: int, *, name: str = "k") -> int:
+    """Validate a number of components against the number of patterns/pixels."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+        raise InputError(f"{name} must be an integer, got {k!r}")
+    if k < 1 or k > n_max:
+        raise InputError(f"{name}={k} is out of range: allowed 1..{n_max} "
+                         f"(at most the number of patterns and of pixels)")
+    return int(k)
+
+
+def initialise(op, k: int, *, init: str = "spa", seed: int = 0, svd=None, coords=None):
+    """Starting factors (Wt of shape (k, n), H of shape (k, p)) for HALS.
+
+    ``svd`` (U, S, Vt of X) and ``coords`` (normalised-pattern coordinates for "spa")
+    may be precomputed once and shared by every k of a sweep.
+    """
+    n, p = op.shape
+    dtype = np.float32 if op.dtype == np.float32 else np.float64
+    rng = np.random.default_rng(seed)
+    if init == "spa":
+        if coords is None or coords.shape[1] < k:
+            coords = op.normalised_coords(k, rng=rng)
+        H = spa_components(coords, k, op.mean_normalised_rows).astype(dtype)
+        # Weights start as the least-squares scale of each component alone; the first
+        # HALS sweep then solves for them jointly.
+        A = op.x_ht(H)
+        Wt = np.maximum(A, 0) / np.maximum((H * H).sum(axis=1), 1e-30)[:, None] / k
+        return Wt.astype(dtype), H
+    if init == "random":
+        scale = np.sqrt(max(op.mean(), 0.0) / k)
+        Wt = (scale * rng.random((k, n))).astype(dtype)
+        H = (scale * rng.random((k, p))).astype(dtype)
+        return Wt, H
+    if init not in INITS:
+        raise InputError(f"init={init!r} is not allowed: choose one of {', '.join(INITS)}")
+    if svd is None or svd[1].size < k:
+        svd = op.sketch(k, rng=rng)
+    U, S, Vt = svd
+    fill = op.mean() if init == "nndsvda" else None
+    return nndsvd(U, S, Vt, k, fill=fill, dtype=dtype)
+
+
+def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 500,
+                               tol: float = 1e-5, l1_weights: float = 0.0,
+                               l1_components: float = 0.0, seed: int = 0,
+                               normalize: bool = True, sort: bool = True,
+                               ortho: float = 0.0, svd=None, coords=None,
+                               start=None) -> NMFResult:
+    """Factorise non-negative data ``X ~ W H`` with accelerated HALS.
+
+    Objective: ``0.5 ||X - W H||_F^2 + l1_weights * sum(W) + l1_components * sum(H)``
+    subject to ``W >= 0, H >= 0`` (see :mod:`nmf4d.nmf._hals`).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_patterns, n_pixels) or a data operator
+        Non-negative data, one diffraction pattern per row.
+    k : int
+        Number of components, 1 <= k <= min(n_patterns, n_pixels).
+    init : {"spa", "nndsvda", "nndsvd", "random"}
+        Starting point. "spa" (default): the successive projection algorithm picks the
+        k most extreme sum-normalised patterns (vertices of the data cone, found in a
+        seeded randomized-SVD subspace) and each is averaged with its 8 nearest
+        neighbours. 4D-STEM scans are near-separable (grain interiors hold pure
+        patterns), so this starts at the physical patterns; NNDSVD starts tend to split
+        the shared direct beam off into its own component, a solution of equal loss that
+        NMF cannot leave. "nndsvda"/"nndsvd": NNDSVD from a seeded randomized SVD with
+        zeros filled by the data mean or kept; "random": seeded uniform noise.
+    max_iter, tol : int, float
+        Stop after ``max_iter`` outer iterations or when the objective decreases by
+        less than ``tol`` (relative) in one iteration.
+    l1_weights, l1_components : float
+        L1 (sparsity) penalties on W and H, in the units of the objective.
+    ortho : float
+        Optional orthogonality penalty on the weights, ``ortho * m * sum_{i != j}
+        <w_i, w_j>`` with m the mean squared norm of the components: discourages two
+        components active at the same positions (NMF as clustering). The weights are
+        refitted without it at the end, so they stay unbiased. 0 (default) disables it.
+    seed : int
+        Seed of every random choice (randomized SVD, random init).
+    normalize : bool
+        Scale each component to sum 1 and the weights inversely (``W H`` unchanged), so
+        weights are intensities and ratios of weights do not depend on NMF's scaling.
+    sort : bool
+        Order components by decreasing total weight (intensity explained).
+    svd : tuple (U, S, Vt), optional
+        Precomputed truncated SVD of X with at least k triplets (shared across a k sweep).
+    start : tuple (Wt, H), optional
+        Explicit starting factors, shapes (k, n) and (k, p); overrides ``init``.
+
+    Returns
+    -------
+    NMFResult
+    """
+    op = _as_operator(X)
+    n, p = op.shape
+    k = check_k(k, min(n, p))
+    if max_iter < 1:
+        raise InputError(f"max_iter must be >= 1, got {max_iter}")
+    if tol < 0:
+        raise InputError(f"tol must be >= 0, got {tol}")
+    if l1_weights < 0 or l1_components < 0:
+        raise InputError("l1_weights and l1_components must be >= 0, got "
+                         f"{l1_weights} and {l1_components}")
+    if start is not None:
+        dtype = np.float32 if op.dtype == np.float32 else np.float64
+        Wt = np.array(start[0], dtype=dtype, copy=True)
+        H = np.array(start[1], dtype=dtype, copy=True)
+        if Wt.shape != (k, n) or H.shape != (k, p):
+            raise InputError(f"start factors must have shapes {(k, n)} and {(k, p)}, "
+                             f"got {Wt.shape} and {H.shape}")
+    else:
+        Wt, H = initialise(op, k, init=init, seed=seed, svd=svd, coords=coords)
+    Wt, H, n_iter, history, converged = hals(
+        op, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
+        max_iter=max_iter, tol=tol, ortho=ortho)
+    if normalize:
+        Wt, H = normalise_factors(Wt, H)
+    if sort:
+        order = np.argsort(-Wt.sum(axis=1, dtype=np.float64), kind="stable")
+        Wt, H = Wt[order], H[order]
+    return NMFResult(weights=np.ascontiguousarray(Wt.T), components=H,
+                     n_iter=n_iter, converged=converged, history=history)
+
+
+def normalise_factors(Wt: np.ndarray, H: np.ndarray):
+    """Scale components (rows of H) to sum 1, weights inversely; ``Wt.T @ H`` unchanged."""
+    s = H.sum(axis=1, dtype=np.float64)
+    s[s <= 0] = 1.0
+    H = (H / s[:, None]).astype(H.dtype)
+    Wt = (Wt * s[:, None]).astype(Wt.dtype)
+    return Wt, H
+
+
+class NMF:
+    """Non-negative matrix factorisation ``X ~ W H`` by accelerated HALS.
+
+    scikit-learn style estimator: ``__init__`` only stores its arguments; ``fit`` sets
+    the attributes ending in ``_``. Shares its code path with
+    :func:`non_negative_factorization` (see there for the parameters and objective).
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (k, n_pixels)
+    weights_ : ndarray of shape (n_patterns, k)
+    n_iter_ : int
+    converged_ : bool
+    loss_history_ : list of float
+    reconstruction_err_ : float
+        ``||X - W H||_F``.
+    """
+
+    def __init__(self, n_components: int, *, init: str = "spa", max_iter: int = 500,
+                 tol: float = 1e-5, l1_weights: float = 0.0, l1_components: float = 0.0,
+                 ortho: float = 0.0, seed: int = 0, normalize: bool = True,
+                 sort: bool = True):
+        self.n_components = n_components
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.l1_weights = l1_weights
+        self.l1_components = l1_components
+        self.ortho = ortho
+        self.seed = seed
+        self.normalize = normalize
+        self.sort = sort
+
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        op = _as_operator(X)
+        res = non_negative_factorization(
+            op, self.n_components, init=self.init, max_iter=self.max_iter, tol=self.tol,
+            l1_weights=self.l1_weights, l1_components=self.l1_components,
+            ortho=self.ortho, seed=self.seed,
+            normalize=self.normalize, sort=self.sort)
+        self.components_ = res.components
+        self.weights_ = res.weights
+        self.n_iter_ = res.n_iter
+        self.converged_ = res.converged
+        self.loss_history_ = res.history
+        self.reconstruction_err_ = res.relative_error * np.sqrt(op.sq_norm())
+        return res.weights
+
+    def fit(self, X, y=None) -> "NMF":
+        self.fit_transform(X)
+        return self
+
+    def inverse_transform(self, W: np.ndarray) -> np.ndarray:
+        return W @ self.components_

@@ -1,0 +1,162 @@
+"""Decision level one: the K-component loss over a range of k, and its knee."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.signal import argrelextrema
+
+from .errors import InputError
+from .nmf import NMFResult, non_negative_factorization
+from .nmf._estimator import _as_operator
+
+
+def knee_point(x, y, *, sensitivity: float = 1.0) -> int:
+    """Knee of a decreasing, convex curve by the Kneedle method (Satopaa et al. 2011).
+
+    Follows the ``kneed`` package's offline algorithm for ``curve="convex",
+    direction="decreasing"`` (the paper's authors used kneed): normalise x and y to
+    [0, 1], take the difference curve ``(1 - y_n) - x_n``, and return the first local
+    maximum after which the difference drops below ``max - S * mean(diff(x_n))``.
+    Re-implemented (about 20 lines) to avoid a dependency for one function; the tests
+    compare it with kneed. When no knee is detected (e.g. a straight line), the maximum
+    of the difference curve is returned.
+
+    Parameters
+    ----------
+    x : array-like of shape (m,)
+        Increasing k values.
+    y : array-like of shape (m,)
+        Loss for each k.
+
+    Returns
+    -------
+    int
+        The x value at the knee.
+    """
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.ndim != 1 or x.size < 3:
+        raise InputError(f"knee_point needs x and y of the same length >= 3, got {x.shape} and {y.shape}")
+    span_x, span_y = np.ptp(x), np.ptp(y)
+    if span_x == 0 or span_y == 0:
+        return int(x[0])
+    xn = (x - x.min()) / span_x
+    yn = (y - y.min()) / span_y
+    yn = yn.max() - yn
+    diff = yn - xn
+    maxima = argrelextrema(diff, np.greater_equal)[0]
+    minima = argrelextrema(diff, np.less_equal)[0]
+    tmx = diff[maxima] - sensitivity * np.abs(np.diff(xn).mean())
+    if maxima.size:
+        mi = 0
+        threshold, thr_idx, active = 0.0, int(maxima[0]), True
+        for i in range(int(maxima[0]), x.size - 1):
+            if np.any(maxima == i):
+                threshold, thr_idx, active = tmx[mi], i, True
+                mi += 1
+            if np.any(minima == i):
+                threshold, active = 0.0, False
+            if active and diff[i + 1] < threshold:
+                return int(x[thr_idx])
+    return int(x[int(np.argmax(diff))])
+
+
+def candidate_window(knee: int, k_min: int, k_max: int, *, half_width: int = 4) -> tuple[int, int]:
+    """The paper's window of candidate k: knee - 4 .. knee + 4, clipped to the range."""
+    return max(k_min, knee - half_width), min(k_max, knee + half_width)
+
+
+@dataclass
+class SweepResult:
+    """K-component loss curve and the fits behind it.
+
+    Attributes
+    ----------
+    k : ndarray of shape (m,), int
+    loss : ndarray of shape (m,), float
+        Mean absolute residual ``mean |V - W H|`` (the paper's K-component loss).
+    rel_error : ndarray of shape (m,), float
+        ``||V - WH||_F / ||V||_F``.
+    n_iter : ndarray of shape (m,), int
+    fits : dict int -> NMFResult
+    knee : int
+    window : (int, int)
+    seconds : float
+    """
+
+    k: np.ndarray
+    loss: np.ndarray
+    rel_error: np.ndarray
+    n_iter: np.ndarray
+    fits: dict = field(repr=False)
+    knee: int = 0
+    window: tuple = (0, 0)
+    seconds: float = 0.0
+
+
+def parse_k_range(text) -> tuple[int, int]:
+    """Parse 'MIN:MAX' (inclusive) into a pair of ints."""
+    if isinstance(text, (tuple, list)):
+        lo, hi = text
+    else:
+        try:
+            lo, hi = (int(v) for v in str(text).split(":"))
+        except ValueError:
+            raise InputError(f"--k-range must be MIN:MAX with integers, got {text!r}") from None
+    lo, hi = int(lo), int(hi)
+    if lo < 1 or hi < lo + 2:
+        raise InputError(f"--k-range must satisfy 1 <= MIN and MAX >= MIN + 2, got {lo}:{hi}")
+    return lo, hi
+
+
+def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: float = 1e-5,
+               init: str = "spa", progress=None, **nmf_options) -> SweepResult:
+    """Fit NMF for every k in ``k_range`` and record the K-component loss.
+
+    One seeded randomized sketch of the data is shared by every k (the SPA coordinates
+    or the SVD for NNDSVD), so the k fits differ only by k.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_patterns, n_pixels) or a data operator
+    k_range : (int, int)
+        Inclusive range of k.
+    progress : callable, optional
+        Called as ``progress(k)`` after each fit.
+
+    Returns
+    -------
+    SweepResult
+    """
+    op = _as_operator(X)
+    lo, hi = parse_k_range(k_range)
+    n_max = min(op.shape)
+    if hi > n_max:
+        raise InputError(f"--k-range maximum {hi} exceeds the number of patterns/pixels ({n_max})")
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    coords = svd = None
+    if init == "spa":
+        coords = op.normalised_coords(hi, rng=rng)
+    elif init in ("nndsvd", "nndsvda"):
+        svd = op.sketch(hi, rng=rng)
+    ks, losses, rel, iters, fits = [], [], [], [], {}
+    for k in range(lo, hi + 1):
+        res: NMFResult = non_negative_factorization(
+            op, k, init=init, seed=seed, max_iter=max_iter, tol=tol, coords=coords,
+            svd=svd, **nmf_options)
+        fits[k] = res
+        ks.append(k)
+        losses.append(op.mean_abs_residual(res.weights.T, res.components))
+        rel.append(res.relative_error)
+        iters.append(res.n_iter)
+        if progress is not None:
+            progress(k)
+    k_arr = np.array(ks, dtype=np.int32)
+    loss = np.array(losses, dtype=np.float64)
+    knee = knee_point(k_arr, loss)
+    return SweepResult(k=k_arr, loss=loss, rel_error=np.array(rel), n_iter=np.array(iters),
+                       fits=fits, knee=knee, window=candidate_window(knee, lo, hi),
+                       seconds=time.perf_counter() - t0)
