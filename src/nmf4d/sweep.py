@@ -144,6 +144,7 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
         svd = op.sketch(hi, rng=rng)
     ks, losses, rel, iters, fits = [], [], [], [], {}
     for k in range(lo, hi + 1):
+        nmf_options.setdefault("inner", "auto")
         res: NMFResult = non_negative_factorization(
             op, k, init=init, seed=seed, max_iter=max_iter, tol=tol, coords=coords,
             svd=svd, **nmf_options)

@@ -99,7 +99,7 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
                                tol: float = 1e-5, l1_weights: float = 0.0,
                                l1_components: float = 0.0, seed: int = 0,
                                normalize: bool = True, sort: bool = True,
-                               ortho: float = 0.0, svd=None, coords=None,
+                               ortho: float = 0.0, inner=1, svd=None, coords=None,
                                start=None) -> NMFResult:
     """Factorise non-negative data ``X ~ W H`` with accelerated HALS.
 
@@ -131,6 +131,11 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         <w_i, w_j>`` with m the mean squared norm of the components: discourages two
         components active at the same positions (NMF as clustering). The weights are
         refitted without it at the end, so they stay unbiased. 0 (default) disables it.
+    inner : int or "auto"
+        HALS sweeps of each factor per pass over the data. 1 (default): classical HALS,
+        which on the 64x64 scan of 128x128 patterns benchmark reached a lower loss than
+        more sweeps. "auto": Gillis & Glineur's accelerated HALS, used by the k sweep,
+        where it reached the same tolerance about twice as fast.
     seed : int
         Seed of every random choice (randomized SVD, random init).
     normalize : bool
@@ -168,7 +173,7 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         Wt, H = initialise(op, k, init=init, seed=seed, svd=svd, coords=coords)
     Wt, H, n_iter, history, converged = hals(
         op, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
-        max_iter=max_iter, tol=tol, ortho=ortho)
+        max_iter=max_iter, tol=tol, ortho=ortho, inner=inner)
     if normalize:
         Wt, H = normalise_factors(Wt, H)
     if sort:

@@ -1,0 +1,232 @@
+"""The whole analysis as one library call: preprocess, choose k, factorise, map.
+
+``analyse`` works on arrays and returns an :class:`Analysis`; reading files and writing
+results live at the edges (:mod:`nmf4d.io`, :mod:`nmf4d.results`), so a notebook and
+the command line share this code path.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import iqa
+from .errors import InputError
+from .maps import DEFAULT_THRESHOLDS, cluster_map, detect_background, overlap_masks, overlap_ratio
+from .nmf import check_k, non_negative_factorization
+from .nmf._operator import InMemoryOperator
+from .preprocess import PreprocessConfig, check_values, preprocess, validate_4d
+from .select_k import Criteria, Selection, choose_k, display_patterns
+from .sweep import SweepResult, loss_sweep, parse_k_range
+
+
+@dataclass
+class Analysis:
+    """Result of :func:`analyse`; arrays follow the (scan_y, scan_x, ky, kx) convention.
+
+    Attributes
+    ----------
+    k : int
+    components : ndarray of shape (k, ky, kx), each summing to 1
+    weights : ndarray of shape (k, scan_y, scan_x), intensity units of the input
+    labels : ndarray of shape (scan_y, scan_x), int32
+    ratio : ndarray of shape (scan_y, scan_x)
+    partner : ndarray of shape (scan_y, scan_x), int32
+    thresholds : ndarray of shape (n,)
+    masks : ndarray of shape (n, scan_y, scan_x), bool
+    background : list of int
+    sweep : SweepResult or None
+    selection : Selection or None
+    clusters : dict of arrays (raw_mean, nmf_pattern, iqa, nsd, immerkaer, representative)
+    parameters : dict
+    preprocessing : dict
+    timings : dict of float (seconds)
+    n_iter, converged, rel_error : final fit diagnostics
+    mean_pattern : ndarray of shape (ky, kx)
+    virtual_image : ndarray of shape (scan_y, scan_x) (total intensity per position)
+    """
+
+    k: int
+    components: np.ndarray
+    weights: np.ndarray
+    labels: np.ndarray
+    ratio: np.ndarray
+    partner: np.ndarray
+    thresholds: np.ndarray
+    masks: np.ndarray
+    background: list
+    sweep: SweepResult | None
+    selection: Selection | None
+    clusters: dict
+    parameters: dict
+    preprocessing: dict
+    timings: dict
+    n_iter: int
+    converged: bool
+    rel_error: float
+    mean_pattern: np.ndarray
+    virtual_image: np.ndarray
+    extras: dict = field(default_factory=dict)
+
+
+def cluster_comparison(patterns: np.ndarray, components: np.ndarray, weights: np.ndarray,
+                       labels: np.ndarray) -> dict:
+    """Raw vs NMF per cluster (the paper's Figure 4d/e and its IQA).
+
+    Parameters
+    ----------
+    patterns : ndarray of shape (scan_y, scan_x, ky, kx)
+        The (preprocessed) data that was factorised.
+    components : ndarray of shape (k, ky, kx)
+    weights : ndarray of shape (k, scan_y, scan_x)
+    labels : ndarray of shape (scan_y, scan_x)
+
+    Returns
+    -------
+    dict with
+        raw_mean : (k, ky, kx) mean pattern of the positions labelled c (0 if none)
+        nmf_pattern : (k, ky, kx) component c scaled by its largest weight
+        representative : (k, 2) scan position of the largest weight of c
+        iqa/<metric> : (k,) raw_mean vs nmf_pattern, both scaled by their common maximum
+        nsd : (k,) the paper's noise standard deviation of the representative pattern
+        immerkaer : (k,) Immerkaer's noise sigma of the representative pattern
+        count : (k,) positions labelled c
+    """
+    k = components.shape[0]
+    ky, kx = components.shape[1:]
+    raw_mean = np.zeros((k, ky, kx), np.float64)
+    flat_lab = labels.ravel()
+    flat = patterns.reshape(-1, ky, kx)
+    count = np.bincount(flat_lab, minlength=k)
+    for c in range(k):
+        if count[c]:
+            raw_mean[c] = flat[flat_lab == c].mean(axis=0, dtype=np.float64)
+    wflat = weights.reshape(k, -1)
+    best = np.argmax(wflat, axis=1)
+    nmf_pattern = components * wflat[np.arange(k), best][:, None, None]
+    rep = np.asarray(flat[best], np.float64)
+    mx = np.maximum(raw_mean.max(axis=(1, 2)), nmf_pattern.max(axis=(1, 2)))
+    mx[mx <= 0] = 1.0
+    a = raw_mean / mx[:, None, None]
+    b = nmf_pattern / mx[:, None, None]
+    out = {"raw_mean": raw_mean.astype(np.float32), "nmf_pattern": nmf_pattern.astype(np.float32),
+           "representative": np.stack(np.unravel_index(best, labels.shape), axis=1).astype(np.int32),
+           "count": count.astype(np.int64),
+           "nsd": iqa.nsd(rep), "immerkaer": iqa.immerkaer_sigma(rep)}
+    # psnr/ssim/gmsd/mdsi with the NMF pattern as distorted image and raw mean as reference
+    for m in ("ssim", "psnr", "gmsd", "mdsi"):
+        out[f"iqa/{m}"] = np.atleast_1d(iqa.METRICS[m](b, a, data_range=1.0)).astype(np.float64)
+    return out
+
+
+def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig | None = None,
+            seed: int = 0, max_iter: int = 500, tol: float = 1e-5, sweep_tol: float = 1e-4,
+            sweep_max_iter: int = 200, l1_weights: float = 0.0, l1_components: float = 0.0,
+            ortho: float = 0.0, init: str = "spa", thresholds=DEFAULT_THRESHOLDS,
+            criteria: Criteria | None = None, progress=None) -> Analysis:
+    """Run nmf4d's analysis on a 4D-STEM dataset held as an array.
+
+    Parameters
+    ----------
+    data : array-like of shape (scan_y, scan_x, ky, kx)
+        Non-negative intensities (numpy or dask array).
+    k : "auto" or int
+        "auto" runs decision levels one and two over ``k_range``; an int fits that k.
+    k_range : (int, int) or "MIN:MAX"
+        Inclusive range of k for level one.
+    preprocessing : PreprocessConfig, optional
+        Binning, cropping, masking, filtering, scaling, normalisation (default: none).
+    seed : int
+        Seed of every random choice.
+    max_iter, tol : final fit's iteration cap and relative tolerance.
+    sweep_tol, sweep_max_iter : the same for every fit of the level-one sweep.
+    l1_weights, l1_components, ortho, init : NMF options (see
+        :func:`nmf4d.nmf.non_negative_factorization`).
+    thresholds : sequence of float
+        Overlap thresholds (second/first weight), default 0.75..0.95.
+    criteria : select_k.Criteria, optional
+        Thresholds of the level-two rule.
+    progress : callable, optional
+        ``progress(stage, info)`` for user feedback.
+
+    Returns
+    -------
+    Analysis
+    """
+    timings: dict[str, float] = {}
+    say = progress or (lambda stage, info=None: None)
+    t = time.perf_counter()
+    validate_4d(data)
+    cfg = preprocessing or PreprocessConfig()
+    arr, record = preprocess(data, cfg)
+    arr = np.asarray(arr, dtype=np.float32)
+    check_values(arr, name="data")
+    timings["preprocess"] = time.perf_counter() - t
+    sy, sx, ky, kx = arr.shape
+    n = sy * sx
+    X = arr.reshape(n, ky * kx)
+    op = InMemoryOperator(X)
+    if float(op.sq_norm()) == 0.0:
+        raise InputError("data contains only zeros after preprocessing: nothing to factorise")
+    n_max = min(n, ky * kx)
+    say("preprocess", record)
+
+    sweep = selection = None
+    if isinstance(k, str):
+        if k != "auto":
+            raise InputError(f"k must be 'auto' or an integer, got {k!r}")
+        lo, hi = parse_k_range(k_range)
+        if hi > n_max:
+            raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
+                             f"({n}) or pixels ({ky * kx})")
+        t = time.perf_counter()
+        sweep = loss_sweep(op, (lo, hi), seed=seed, max_iter=sweep_max_iter, tol=sweep_tol,
+                           init=init, l1_weights=l1_weights, l1_components=l1_components,
+                           ortho=ortho, progress=lambda kk: say("sweep", kk))
+        timings["sweep"] = time.perf_counter() - t
+        t = time.perf_counter()
+        selection = choose_k(sweep.fits, (sy, sx), (ky, kx), sweep.window, sweep.knee,
+                             criteria=criteria)
+        timings["select"] = time.perf_counter() - t
+        k_final = selection.k
+        say("select", selection)
+    else:
+        k_final = check_k(k, n_max)
+
+    t = time.perf_counter()
+    start = None
+    if sweep is not None and k_final in sweep.fits:
+        prev = sweep.fits[k_final]
+        start = (prev.weights.T, prev.components)
+    res = non_negative_factorization(op, k_final, init=init, seed=seed, max_iter=max_iter,
+                                     tol=tol, l1_weights=l1_weights,
+                                     l1_components=l1_components, ortho=ortho, start=start)
+    timings["refine"] = time.perf_counter() - t
+    say("refine", res)
+
+    t = time.perf_counter()
+    components = res.components.reshape(k_final, ky, kx)
+    weights = res.weights.T.reshape(k_final, sy, sx)
+    labels = cluster_map(weights)
+    background = detect_background(components)
+    ratio, partner = overlap_ratio(weights, background=background)
+    thr = np.asarray(thresholds, dtype=np.float32)
+    masks = overlap_masks(ratio, thr)
+    clusters = cluster_comparison(arr, components, weights, labels)
+    timings["maps"] = time.perf_counter() - t
+    params = {"k": k, "k_range": list(parse_k_range(k_range)) if k == "auto" else None,
+              "seed": seed, "max_iter": max_iter, "tol": tol, "sweep_tol": sweep_tol,
+              "sweep_max_iter": sweep_max_iter, "l1_weights": l1_weights,
+              "l1_components": l1_components, "ortho": ortho, "init": init,
+              "thresholds": [float(v) for v in thr],
+              "criteria": vars(criteria or Criteria()),
+              "preprocessing": vars(cfg) if hasattr(cfg, "__dict__") else str(cfg)}
+    return Analysis(k=k_final, components=components.astype(np.float32),
+                    weights=weights.astype(np.float32), labels=labels, ratio=ratio,
+                    partner=partner, thresholds=thr, masks=masks, background=background,
+                    sweep=sweep, selection=selection, clusters=clusters, parameters=params,
+                    preprocessing=record, timings=timings, n_iter=res.n_iter,
+                    converged=res.converged, rel_error=res.relative_error,
+                    mean_pattern=arr.mean(axis=(0, 1)),
+                    virtual_image=arr.sum(axis=(2, 3), dtype=np.float64))

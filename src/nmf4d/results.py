@@ -1,0 +1,208 @@
+"""Writing and reading ``OUT/results.h5`` (the contract in the README and design.md).
+
+The output folder is written atomically: everything goes to a temporary sibling
+folder that is renamed to OUT at the end, so OUT is either the complete previous
+result or the complete new one, never half written.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ._version import __version__
+from .errors import InputError
+
+
+def versions() -> dict:
+    """Versions of nmf4d and the libraries whose numbers it relies on."""
+    import platform
+
+    import dask
+    import scipy
+
+    out = {"nmf4d": __version__, "python": platform.python_version(),
+           "numpy": np.__version__, "scipy": scipy.__version__, "h5py": h5py.__version__,
+           "dask": dask.__version__}
+    try:
+        import rsciio
+        out["rosettasciio"] = rsciio.__version__
+    except Exception:  # pragma: no cover - optional at run time
+        pass
+    return out
+
+
+def check_output(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse an existing output unless ``overwrite``; return the resolved path."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise InputError(f"output {str(out)!r} exists: choose another -o or pass --overwrite")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {str(out)!r} exists and is not a folder")
+    parent = out.resolve().parent
+    if not parent.exists():
+        raise InputError(f"output folder's parent {str(parent)!r} does not exist")
+    return out
+
+
+class AtomicOutput:
+    """Context manager: a temporary folder that replaces OUT on success.
+
+    >>> with AtomicOutput("out", overwrite=True) as tmp:
+    ...     (tmp / "results.h5").write_bytes(b"...")
+    """
+
+    def __init__(self, out, *, overwrite: bool = False):
+        self.out = check_output(out, overwrite=overwrite)
+        self.overwrite = overwrite
+
+    def __enter__(self) -> Path:
+        parent = self.out.resolve().parent
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
+        return self.tmp
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return False
+        old = None
+        if self.out.exists():
+            if not self.overwrite:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                raise InputError(f"output {str(self.out)!r} appeared during the run; "
+                                 "not overwritten")
+            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
+            os.replace(self.out, old)
+        os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return False
+
+
+def write_results(path, analysis, *, input_path: str, input_info: dict | None = None) -> None:
+    """Write an :class:`~nmf4d.pipeline.Analysis` to ``path`` (an .h5 file) per the contract."""
+    a = analysis
+    with h5py.File(path, "w") as f:
+        f.attrs["nmf4d_version"] = __version__
+        f.attrs["k"] = int(a.k)
+        f.attrs["input"] = str(input_path)
+        f.attrs["parameters"] = json.dumps(a.parameters, default=_json_default)
+        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        f.attrs["versions"] = json.dumps(versions())
+        f.attrs["preprocessing"] = json.dumps(a.preprocessing, default=_json_default)
+        if input_info:
+            f.attrs["input_info"] = json.dumps(input_info, default=_json_default)
+        f.attrs["background"] = np.asarray(a.background, dtype=np.int32)
+        f.attrs["n_iter"] = int(a.n_iter)
+        f.attrs["converged"] = bool(a.converged)
+        f.attrs["relative_error"] = float(a.rel_error)
+        d = f.create_dataset("components", data=a.components.astype(np.float32))
+        d.attrs["normalisation"] = "each component sums to 1"
+        for key in ("bin", "crop", "centre_crop", "mask"):
+            if a.preprocessing.get(key) is not None:
+                d.attrs[key] = json.dumps(a.preprocessing[key], default=_json_default)
+        f.create_dataset("weights", data=a.weights.astype(np.float32))
+        f.create_dataset("labels", data=a.labels.astype(np.int32))
+        ov = f.create_group("overlap")
+        ov.create_dataset("ratio", data=a.ratio.astype(np.float32))
+        ov.create_dataset("thresholds", data=np.asarray(a.thresholds, np.float32))
+        ov.create_dataset("masks", data=a.masks.astype(bool))
+        ov.create_dataset("partner", data=a.partner.astype(np.int32))
+        ov.attrs["background"] = np.asarray(a.background, dtype=np.int32)
+        if a.sweep is not None:
+            sw = f.create_group("sweep")
+            sw.create_dataset("k", data=a.sweep.k.astype(np.int32))
+            sw.create_dataset("loss", data=a.sweep.loss.astype(np.float64))
+            sw.create_dataset("rel_error", data=a.sweep.rel_error.astype(np.float64))
+            sw.create_dataset("n_iter", data=a.sweep.n_iter.astype(np.int32))
+            sw.attrs["knee"] = int(a.sweep.knee)
+            sw.attrs["window"] = np.asarray(a.sweep.window, dtype=np.int32)
+        if a.selection is not None:
+            sel = a.selection
+            g = f.create_group("iqa")
+            ks = sorted(sel.assessments)
+            g.create_dataset("k", data=np.asarray(ks, np.int32))
+            sc = g.create_group("score")
+            for m in ("ssim", "psnr", "gmsd", "mdsi"):
+                sc.create_dataset(m, data=np.asarray([sel.assessments[k].scores[m] for k in ks],
+                                                     np.float64))
+            g.create_dataset("redundant", data=np.asarray([sel.assessments[k].redundant for k in ks]))
+            g.create_dataset("min_cluster_size", data=np.asarray(
+                [sel.assessments[k].cluster_sizes.min() for k in ks], np.int64))
+            g.create_dataset("max_weight_correlation", data=np.asarray(
+                [sel.assessments[k].max_corr for k in ks], np.float64))
+            g.attrs["chosen_k"] = int(sel.k)
+            g.attrs["explanation"] = sel.explanation
+            g.attrs["reasons"] = json.dumps({str(k): sel.assessments[k].reasons for k in ks})
+            pr = g.create_group("pairs")
+            for k in ks:
+                gk = pr.create_group(f"k{k}")
+                for m, mat in sel.assessments[k].pairs.items():
+                    gk.create_dataset(m, data=np.asarray(mat, np.float64))
+                gk.create_dataset("cluster_sizes", data=sel.assessments[k].cluster_sizes)
+        cl = f.create_group("clusters")
+        c = a.clusters
+        cl.create_dataset("raw_mean", data=c["raw_mean"].astype(np.float32))
+        cl.create_dataset("nmf_pattern", data=c["nmf_pattern"].astype(np.float32))
+        cl.create_dataset("nsd", data=np.asarray(c["nsd"], np.float64))
+        cl.create_dataset("immerkaer", data=np.asarray(c["immerkaer"], np.float64))
+        cl.create_dataset("representative", data=c["representative"])
+        cl.create_dataset("count", data=c["count"])
+        ci = cl.create_group("iqa")
+        for m in ("ssim", "psnr", "gmsd", "mdsi"):
+            ci.create_dataset(m, data=np.asarray(c[f"iqa/{m}"], np.float64))
+        ex = f.create_group("extras")
+        ex.create_dataset("mean_pattern", data=np.asarray(a.mean_pattern, np.float32))
+        ex.create_dataset("virtual_image", data=np.asarray(a.virtual_image, np.float32))
+        tg = f.create_group("timings")
+        for key, val in a.timings.items():
+            tg.attrs[key] = float(val)
+
+
+def read_results(path) -> dict:
+    """Read a results file back into a nested dict of numpy arrays and attributes."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.h5"
+    if not path.exists():
+        raise InputError(f"no results file at {str(path)!r}")
+    out: dict = {}
+    try:
+        with h5py.File(path, "r") as f:
+            out["attrs"] = {k: _attr(v) for k, v in f.attrs.items()}
+
+            def visit(name, obj):
+                if isinstance(obj, h5py.Dataset):
+                    out[name] = obj[()]
+                elif obj.attrs:
+                    out[name + "@attrs"] = {k: _attr(v) for k, v in obj.attrs.items()}
+            f.visititems(visit)
+    except OSError as e:
+        raise InputError(f"cannot read results file {str(path)!r}: {e}") from None
+    return out
+
+
+def _attr(v):
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
