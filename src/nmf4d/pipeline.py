@@ -14,7 +14,7 @@ import numpy as np
 from . import iqa
 from .errors import InputError
 from .maps import DEFAULT_THRESHOLDS, cluster_map, detect_background, overlap_masks, overlap_ratio
-from .nmf import check_k, non_negative_factorization
+from .nmf import WEIGHTINGS, apply_scales, check_k, non_negative_factorization, poisson_scales, unscale
 from .nmf._operator import InMemoryOperator
 from .preprocess import PreprocessConfig, check_values, preprocess, validate_4d
 from .select_k import Criteria, Selection, choose_k, display_patterns
@@ -120,10 +120,20 @@ def cluster_comparison(patterns: np.ndarray, components: np.ndarray, weights: np
     return out
 
 
+def _sq_residual(op, Wt, H) -> float:
+    """``||X - Wt.T H||_F^2`` in row blocks, float64."""
+    total = 0.0
+    for sl in op._row_blocks():
+        R = op.X[sl].astype(np.float64) - Wt[:, sl].T.astype(np.float64) @ H.astype(np.float64)
+        total += float(np.einsum("ij,ij->", R, R))
+    return total
+
+
 def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig | None = None,
             seed: int = 0, max_iter: int = 500, tol: float = 1e-5, sweep_tol: float = 1e-4,
             sweep_max_iter: int = 200, l1_weights: float = 0.0, l1_components: float = 0.0,
-            ortho: float = 0.0, init: str = "spa", thresholds=DEFAULT_THRESHOLDS,
+            ortho: float = 0.0, init: str = "spa", weighting: str = "poisson",
+            thresholds=DEFAULT_THRESHOLDS,
             criteria: Criteria | None = None, progress=None) -> Analysis:
     """Run nmf4d's analysis on a 4D-STEM dataset held as an array.
 
@@ -143,6 +153,11 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
     sweep_tol, sweep_max_iter : the same for every fit of the level-one sweep.
     l1_weights, l1_components, ortho, init : NMF options (see
         :func:`nmf4d.nmf.non_negative_factorization`).
+    weighting : {"poisson", "none"}
+        "poisson" (default): factorise the Poisson-weighted data
+        ``diag(1/sqrt(row sums)) V diag(1/sqrt(column means))`` so bright pixels do not
+        dominate, then map the factors back to the input's units (see
+        :mod:`nmf4d.nmf._weighting`); "none": factorise V as it is.
     thresholds : sequence of float
         Overlap thresholds (second/first weight), default 0.75..0.95.
     criteria : select_k.Criteria, optional
@@ -171,6 +186,11 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
         raise InputError("data contains only zeros after preprocessing: nothing to factorise")
     n_max = min(n, ky * kx)
     say("preprocess", record)
+    if weighting not in WEIGHTINGS:
+        raise InputError(f"weighting={weighting!r} is not allowed: choose one of "
+                         + ", ".join(WEIGHTINGS))
+    scales = poisson_scales(X) if weighting == "poisson" else None
+    fit_op = InMemoryOperator(apply_scales(X, *scales)) if scales is not None else op
 
     sweep = selection = None
     if isinstance(k, str):
@@ -181,12 +201,14 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
             raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
                              f"({n}) or pixels ({ky * kx})")
         t = time.perf_counter()
-        sweep = loss_sweep(op, (lo, hi), seed=seed, max_iter=sweep_max_iter, tol=sweep_tol,
+        sweep = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales, max_iter=sweep_max_iter, tol=sweep_tol,
                            init=init, l1_weights=l1_weights, l1_components=l1_components,
-                           ortho=ortho, progress=lambda kk: say("sweep", kk))
+                           ortho=ortho, scan_shape=(sy, sx),
+                           progress=lambda kk: say("sweep", kk))
         timings["sweep"] = time.perf_counter() - t
         t = time.perf_counter()
         selection = choose_k(sweep.fits, (sy, sx), (ky, kx), sweep.window, sweep.knee,
+                             losses=dict(zip(sweep.k.tolist(), sweep.loss.tolist())),
                              criteria=criteria)
         timings["select"] = time.perf_counter() - t
         k_final = selection.k
@@ -199,9 +221,18 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
     if sweep is not None and k_final in sweep.fits:
         prev = sweep.fits[k_final]
         start = (prev.weights.T, prev.components)
-    res = non_negative_factorization(op, k_final, init=init, seed=seed, max_iter=max_iter,
+        if scales is not None:   # back into the weighted space
+            Wt0 = prev.weights.T * scales[0][None, :]
+            H0 = prev.components * scales[1][None, :]
+            start = (Wt0.astype(np.float32), H0.astype(np.float32))
+    res = non_negative_factorization(fit_op, k_final, init=init, seed=seed, max_iter=max_iter,
                                      tol=tol, l1_weights=l1_weights,
-                                     l1_components=l1_components, ortho=ortho, start=start)
+                                     l1_components=l1_components, ortho=ortho,
+                                     scan_shape=(sy, sx), start=start)
+    if scales is not None:
+        res = unscale(res, *scales)
+    R2 = _sq_residual(op, res.weights.T, res.components)
+    rel_error = float(np.sqrt(R2 / op.sq_norm())) if op.sq_norm() > 0 else 0.0
     timings["refine"] = time.perf_counter() - t
     say("refine", res)
 
@@ -219,6 +250,7 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
               "seed": seed, "max_iter": max_iter, "tol": tol, "sweep_tol": sweep_tol,
               "sweep_max_iter": sweep_max_iter, "l1_weights": l1_weights,
               "l1_components": l1_components, "ortho": ortho, "init": init,
+              "weighting": weighting,
               "thresholds": [float(v) for v in thr],
               "criteria": vars(criteria or Criteria()),
               "preprocessing": vars(cfg) if hasattr(cfg, "__dict__") else str(cfg)}
@@ -227,6 +259,6 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
                     partner=partner, thresholds=thr, masks=masks, background=background,
                     sweep=sweep, selection=selection, clusters=clusters, parameters=params,
                     preprocessing=record, timings=timings, n_iter=res.n_iter,
-                    converged=res.converged, rel_error=res.relative_error,
+                    converged=res.converged, rel_error=rel_error,
                     mean_pattern=arr.mean(axis=(0, 1)),
                     virtual_image=arr.sum(axis=(2, 3), dtype=np.float64))

@@ -14,9 +14,13 @@ A candidate k is **redundant** (overfitted) when any of these holds:
    max-scaled, square-root patterns, so weak reflections count): one orientation split
    in two.
 3. *Duplicate maps*: two weight maps correlate with Pearson r >= ``corr_max``: two
-   components that always appear together describe one crystal.
+   components that appear together describe one crystal (distinct grains occupy
+   different regions, so their maps correlate negatively or hardly at all).
+4. *No gain*: the K-component loss at k is not lower than the best loss at smaller k
+   by at least ``min_gain`` (relative): the extra component explains nothing.
 
-The chosen k is the **largest non-redundant k** in the window: below the true k every
+The chosen k is the **largest non-redundant k** in the window (extended upward while
+its top k still passes, since the knee tends to be too low on noisy data): below the true k every
 fit is non-redundant but merges orientations (and the loss still falls steeply), so the
 largest k that adds only genuine, distinct, spatially separate components is the
 number of orientations (vacuum counts as one). If no k in the window passes, the
@@ -39,7 +43,8 @@ class Criteria:
 
     min_cluster: int | None = None    # default: max(3, 0.2 % of the positions)
     ssim_max: float = 0.75
-    corr_max: float = 0.9
+    corr_max: float = 0.5
+    min_gain: float = 1e-3
 
     def min_size(self, n_positions: int) -> int:
         if self.min_cluster is not None:
@@ -138,7 +143,8 @@ class Selection:
 
 
 def choose_k(fits: dict, scan_shape: tuple, pattern_shape: tuple, window: tuple,
-             knee: int, *, criteria: Criteria | None = None) -> Selection:
+             knee: int, *, losses: dict | None = None,
+             criteria: Criteria | None = None) -> Selection:
     """Apply the level-two rule to the level-one fits.
 
     Parameters
@@ -150,6 +156,8 @@ def choose_k(fits: dict, scan_shape: tuple, pattern_shape: tuple, window: tuple,
     window : (int, int)
         Inclusive candidate window from level one.
     knee : int
+    losses : dict int -> float, optional
+        K-component loss of each fit, for the no-gain test (skipped when absent).
     """
     criteria = criteria or Criteria()
     lo, hi = window
@@ -160,16 +168,32 @@ def choose_k(fits: dict, scan_shape: tuple, pattern_shape: tuple, window: tuple,
             r = fits[k]
             comps = r.components.reshape(k, *pattern_shape)
             wts = r.weights.T.reshape(k, *scan_shape)
-            assessed[k] = assess_k(comps, wts, criteria)
+            a = assess_k(comps, wts, criteria)
+            if losses is not None:
+                prev = [losses[j] for j in losses if j < k]
+                if prev and losses[k] > min(prev) * (1.0 - criteria.min_gain):
+                    gain = 1.0 - losses[k] / min(prev)
+                    a.reasons.append(f"the loss does not fall with the extra component "
+                                     f"(gain {gain:.2%} < {criteria.min_gain:.2%})")
+                    a.redundant = True
+            assessed[k] = a
         return assessed[k]
 
     for k in range(lo, hi + 1):
         if k in fits:
             get(k)
-    valid = [k for k in range(hi, lo - 1, -1) if k in fits and not get(k).redundant]
+    # If the top of the window still passes, the knee was too low (it often is on
+    # noisy data): keep examining larger k until a redundant one appears.
+    top = hi
+    while top in fits and not get(top).redundant and (top + 1) in fits:
+        top += 1
+        get(top)
+    valid = [k for k in range(top, lo - 1, -1) if k in fits and not get(k).redundant]
     if valid:
         k_star = valid[0]
-        why = (f"k = {k_star} is the largest k in the window {lo}..{hi} whose components "
+        where = f"the window {lo}..{hi}" if k_star <= hi else \
+            f"{lo}..{top} (the window {lo}..{hi} extended upward while k passed)"
+        why = (f"k = {k_star} is the largest k in {where} whose components "
                "are all distinct and each dominates its own region")
     else:
         below = [k for k in sorted((k for k in fits if k < lo), reverse=True)

@@ -8,7 +8,7 @@ import numpy as np
 from scipy.signal import argrelextrema
 
 from .errors import InputError
-from .nmf import NMFResult, non_negative_factorization
+from .nmf import NMFResult, non_negative_factorization, unscale
 from .nmf._estimator import _as_operator
 
 
@@ -112,7 +112,8 @@ def parse_k_range(text) -> tuple[int, int]:
 
 
 def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: float = 1e-5,
-               init: str = "spa", progress=None, **nmf_options) -> SweepResult:
+               init: str = "spa", scan_shape=None, progress=None, loss_op=None,
+               scales=None, **nmf_options) -> SweepResult:
     """Fit NMF for every k in ``k_range`` and record the K-component loss.
 
     One seeded randomized sketch of the data is shared by every k (the SPA coordinates
@@ -123,8 +124,15 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     X : ndarray of shape (n_patterns, n_pixels) or a data operator
     k_range : (int, int)
         Inclusive range of k.
+    scan_shape : (int, int), optional
+        Scan shape of the rows, for the noise-robust SPA start (see
+        :func:`nmf4d.nmf.non_negative_factorization`).
     progress : callable, optional
         Called as ``progress(k)`` after each fit.
+    loss_op, scales : optional
+        When X is a weighted copy of the data (see :mod:`nmf4d.nmf._weighting`), the
+        operator over the original data and the ``(a, b)`` scales: fits are mapped back
+        with ``unscale`` and the loss is measured on the original data.
 
     Returns
     -------
@@ -139,7 +147,7 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     rng = np.random.default_rng(seed)
     coords = svd = None
     if init == "spa":
-        coords = op.normalised_coords(hi, rng=rng)
+        coords = op.normalised_coords(hi, rng=rng, scan_shape=scan_shape)
     elif init in ("nndsvd", "nndsvda"):
         svd = op.sketch(hi, rng=rng)
     ks, losses, rel, iters, fits = [], [], [], [], {}
@@ -148,16 +156,21 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
         res: NMFResult = non_negative_factorization(
             op, k, init=init, seed=seed, max_iter=max_iter, tol=tol, coords=coords,
             svd=svd, **nmf_options)
+        if scales is not None:
+            res = unscale(res, *scales)
         fits[k] = res
         ks.append(k)
-        losses.append(op.mean_abs_residual(res.weights.T, res.components))
+        losses.append((loss_op or op).mean_abs_residual(res.weights.T, res.components))
         rel.append(res.relative_error)
         iters.append(res.n_iter)
         if progress is not None:
             progress(k)
     k_arr = np.array(ks, dtype=np.int32)
     loss = np.array(losses, dtype=np.float64)
-    knee = knee_point(k_arr, loss)
+    # A k-component fit can always match a (k-1)-component one (add an empty
+    # component), so a loss above an earlier one is a poorer local solution, not a
+    # property of the data: the knee is found on the running minimum.
+    knee = knee_point(k_arr, np.minimum.accumulate(loss))
     return SweepResult(k=k_arr, loss=loss, rel_error=np.array(rel), n_iter=np.array(iters),
                        fits=fits, knee=knee, window=candidate_window(knee, lo, hi),
                        seconds=time.perf_counter() - t0)

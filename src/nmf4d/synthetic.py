@@ -150,8 +150,9 @@ def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: i
         cut off one corner by a straight edge.
     overlap_width : float
         Width in scan pixels of the bands along grain boundaries where the two grains
-        overlap; across a band the share of the neighbouring grain rises linearly from 0
-        to 1/2 at the boundary. 0 for sharp boundaries.
+        overlap (an inclined boundary seen in projection): over the central half of a
+        band both grains contribute equally; over the outer quarters the share of the
+        neighbouring grain rises linearly from 0 to 1/2. 0 for sharp boundaries.
     thickness_variation : float
         Relative amplitude of the smooth thickness variation of the grains' intensity
         (intensity factor in [1 - tv, 1 + tv]).
@@ -228,7 +229,9 @@ def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: i
         sep = np.linalg.norm(seeds[first] - seeds[second], axis=-1)
         dist_boundary = (d2 ** 2 - d1 ** 2) / (2 * np.maximum(sep, 1e-9))
         if overlap_width > 0 and n_grains > 1:
-            share = np.clip(0.5 - dist_boundary / overlap_width, 0.0, 0.5)
+            # trapezoid: full overlap (share 1/2) over the central half of the band,
+            # linear ramps over the outer quarters (an inclined boundary)
+            share = 0.5 * np.clip((overlap_width / 2 - dist_boundary) / (overlap_width / 4), 0.0, 1.0)
         else:
             share = np.zeros((sy, sx))
         pure = solid & (share == 0)
@@ -283,3 +286,33 @@ def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: i
                            k_true=k_true, vacuum_index=vacuum_index,
                            clean=clean.astype(np.float32) if return_clean else None)
     return data, truth
+
+
+#: The decision suite: 12 scans with k_true from 3 to 12, varied dose (including noisy
+#: ones), grain size (scan size / grain count), vacuum present or not, and overlap bands.
+#: ``benchmarks/decision_suite.py`` runs them all; the tests run a few.
+DECISION_SUITE = (
+    dict(name="k3-clean", scan_shape=(40, 40), n_grains=3, vacuum=False, dose=2000, overlap_width=4, seed=101),
+    dict(name="k3-vac-noisy", scan_shape=(40, 40), n_grains=2, vacuum=True, dose=300, overlap_width=4, seed=102),
+    dict(name="k4-wide-bands", scan_shape=(40, 40), n_grains=4, vacuum=False, dose=1000, overlap_width=7, seed=103),
+    dict(name="k5-sharp", scan_shape=(48, 48), n_grains=4, vacuum=True, dose=5000, overlap_width=0, seed=104),
+    dict(name="k6-very-noisy", scan_shape=(48, 48), n_grains=5, vacuum=True, dose=200, overlap_width=4, seed=105),
+    dict(name="k7-demo-like", scan_shape=(48, 48), n_grains=6, vacuum=True, dose=2000, overlap_width=4, seed=106),
+    dict(name="k7-noisy", scan_shape=(48, 48), n_grains=7, vacuum=False, dose=500, overlap_width=4, seed=107),
+    dict(name="k8-paper-like", scan_shape=(56, 56), n_grains=7, vacuum=True, dose=1000, overlap_width=4, seed=108),
+    dict(name="k9-small-grains", scan_shape=(48, 48), n_grains=9, vacuum=False, dose=3000, overlap_width=3, seed=109),
+    dict(name="k10-noisy", scan_shape=(56, 56), n_grains=9, vacuum=True, dose=500, overlap_width=4, seed=110),
+    dict(name="k11", scan_shape=(64, 64), n_grains=10, vacuum=True, dose=2000, overlap_width=4, seed=111),
+    dict(name="k12", scan_shape=(64, 64), n_grains=12, vacuum=False, dose=1000, overlap_width=4, seed=112),
+)
+
+
+def suite_case(name: str, **overrides):
+    """Make one decision-suite scan by name: returns (data, truth)."""
+    for case in DECISION_SUITE:
+        if case["name"] == name:
+            cfg = {k: v for k, v in case.items() if k != "name"}
+            cfg.update(overrides)
+            return make_polycrystal(**cfg)
+    raise InputError(f"unknown suite case {name!r}: choose one of "
+                     + ", ".join(c["name"] for c in DECISION_SUITE))

@@ -63,7 +63,8 @@ def check_k(k, n_max: int, *, name: str = "k") -> int:
     return int(k)
 
 
-def initialise(op, k: int, *, init: str = "spa", seed: int = 0, svd=None, coords=None):
+def initialise(op, k: int, *, init: str = "spa", seed: int = 0, svd=None, coords=None,
+               scan_shape=None):
     """Starting factors (Wt of shape (k, n), H of shape (k, p)) for HALS.
 
     ``svd`` (U, S, Vt of X) and ``coords`` (normalised-pattern coordinates for "spa")
@@ -74,7 +75,7 @@ def initialise(op, k: int, *, init: str = "spa", seed: int = 0, svd=None, coords
     rng = np.random.default_rng(seed)
     if init == "spa":
         if coords is None or coords.shape[1] < k:
-            coords = op.normalised_coords(k, rng=rng)
+            coords = op.normalised_coords(k, rng=rng, scan_shape=scan_shape)
         H = spa_components(coords, k, op.mean_normalised_rows).astype(dtype)
         # Weights start as the least-squares scale of each component alone; the first
         # HALS sweep then solves for them jointly.
@@ -100,7 +101,7 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
                                l1_components: float = 0.0, seed: int = 0,
                                normalize: bool = True, sort: bool = True,
                                ortho: float = 0.0, inner=1, svd=None, coords=None,
-                               start=None) -> NMFResult:
+                               scan_shape=None, start=None) -> NMFResult:
     """Factorise non-negative data ``X ~ W H`` with accelerated HALS.
 
     Objective: ``0.5 ||X - W H||_F^2 + l1_weights * sum(W) + l1_components * sum(H)``
@@ -145,6 +146,9 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         Order components by decreasing total weight (intensity explained).
     svd : tuple (U, S, Vt), optional
         Precomputed truncated SVD of X with at least k triplets (shared across a k sweep).
+    scan_shape : (int, int), optional
+        Scan shape of the rows of X; for init="spa" the vertex search then runs on
+        coordinates averaged over 3x3 scan neighbourhoods (robust to counting noise).
     start : tuple (Wt, H), optional
         Explicit starting factors, shapes (k, n) and (k, p); overrides ``init``.
 
@@ -170,7 +174,8 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
             raise InputError(f"start factors must have shapes {(k, n)} and {(k, p)}, "
                              f"got {Wt.shape} and {H.shape}")
     else:
-        Wt, H = initialise(op, k, init=init, seed=seed, svd=svd, coords=coords)
+        Wt, H = initialise(op, k, init=init, seed=seed, svd=svd, coords=coords,
+                           scan_shape=scan_shape)
     Wt, H, n_iter, history, converged = hals(
         op, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
         max_iter=max_iter, tol=tol, ortho=ortho, inner=inner)

@@ -1,0 +1,63 @@
+"""Poisson noise weighting of the data matrix (Keenan & Kotula 2004).
+
+Counting noise has variance equal to the mean, so a plain Frobenius fit spends its
+components on the brightest pixels (the direct beam, vacuum) whose absolute noise is
+largest. Factorising ``Xs = diag(a) X diag(b)`` with ``a = 1/sqrt(row sums)`` and
+``b = 1/sqrt(column means)`` makes the noise roughly uniform while keeping the model
+linear (a mixture of patterns stays a mixture), the scaling HyperSpy applies with
+``decomposition(normalize_poissonian_noise=True)``. The factors are mapped back with
+``W = diag(1/a) Ws`` and ``H = Hs diag(1/b)``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ._estimator import NMFResult, normalise_factors
+
+WEIGHTINGS = ("poisson", "none")
+
+
+def poisson_scales(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column scales for Poisson weighting.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+
+    Returns
+    -------
+    a : ndarray of shape (n,)
+        ``1/sqrt(row sum)`` (1 where the row sum is 0).
+    b : ndarray of shape (p,)
+        ``1/sqrt(column mean)`` (1 where the column mean is 0).
+    """
+    rows = X.sum(axis=1, dtype=np.float64)
+    cols = X.mean(axis=0, dtype=np.float64)
+    a = np.ones_like(rows)
+    b = np.ones_like(cols)
+    a[rows > 0] = 1.0 / np.sqrt(rows[rows > 0])
+    b[cols > 0] = 1.0 / np.sqrt(cols[cols > 0])
+    return a, b
+
+
+def apply_scales(X: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``diag(a) X diag(b)`` in the dtype of X."""
+    return (X * a[:, None].astype(X.dtype)) * b[None, :].astype(X.dtype)
+
+
+def unscale(res: NMFResult, a: np.ndarray, b: np.ndarray, *, sort: bool = True) -> NMFResult:
+    """Map a fit of the scaled data back to the original units.
+
+    Components are renormalised to sum 1 and the weights rescaled accordingly, so
+    ``weights @ components`` approximates the original (unscaled) data.
+    """
+    dtype = res.components.dtype
+    Wt = (res.weights / a[:, None]).T
+    H = res.components / b[None, :]
+    Wt, H = normalise_factors(Wt.astype(np.float64), H.astype(np.float64))
+    if sort:
+        order = np.argsort(-Wt.sum(axis=1), kind="stable")
+        Wt, H = Wt[order], H[order]
+    return NMFResult(weights=np.ascontiguousarray(Wt.T.astype(dtype)),
+                     components=H.astype(dtype), n_iter=res.n_iter,
+                     converged=res.converged, history=list(res.history))
