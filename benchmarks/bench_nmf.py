@@ -22,8 +22,9 @@ def main():
     ap.add_argument("--scan", type=int, default=64)
     ap.add_argument("--pattern", type=int, default=128)
     ap.add_argument("--k", type=int, default=8)
-    ap.add_argument("--sk-tol", type=float, default=1e-6)
-    ap.add_argument("--sk-max-iter", type=int, default=5000)
+    ap.add_argument("--sk-tol", type=float, default=1e-5)
+    ap.add_argument("--sk-max-iter", type=int, default=2000)
+    ap.add_argument("--tol", type=float, default=1e-6, help="nmf4d's tolerance")
     args = ap.parse_args()
 
     from sklearn.decomposition import NMF as SkNMF
@@ -62,11 +63,12 @@ def main():
     results = {}
     for init in ("spa", "nndsvda"):
         t = time.perf_counter()
-        r = non_negative_factorization(X, args.k, init=init, seed=0, tol=1e-5, max_iter=1000)
+        r = non_negative_factorization(X, args.k, init=init, seed=0, tol=args.tol, max_iter=1000)
         t_us = time.perf_counter() - t
         results[init] = (t_us, frob(r.weights, r.components), r.n_iter)
 
-    print(f"\nscikit-learn cd/nndsvda tol={args.sk_tol}: {t_sk:7.2f} s, {sk.n_iter_} iterations, "
+    conv = "converged" if sk.n_iter_ < args.sk_max_iter else "NOT converged"
+    print(f"\nscikit-learn cd/nndsvda tol={args.sk_tol} ({conv}): {t_sk:7.2f} s, {sk.n_iter_} iterations, "
           f"||X-WH||_F = {e_sk:.6e} (relative {e_sk / normX:.6f})")
     for init, (t_us, e_us, it) in results.items():
         print(f"nmf4d HALS init={init:8s}:        {t_us:7.2f} s, {it} iterations, "

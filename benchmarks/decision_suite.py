@@ -43,6 +43,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", nargs="*", default=[c["name"] for c in DECISION_SUITE])
     ap.add_argument("--k-range", default="2:20")
+    ap.add_argument("--ortho", type=float, default=None, help="override the NMF ortho penalty")
     ap.add_argument("--seed-offset", type=int, default=0,
                     help="draw every case with seed + offset (held-out check of the rule)")
     args = ap.parse_args()
@@ -50,7 +51,8 @@ def main():
     print("| case | k_true | knee | chosen k | ARI | IoU@0.75 | seconds |")
     print("|---|---|---|---|---|---|---|")
     for name in args.cases:
-        r = evaluate(name, args.k_range, args.seed_offset)
+        opts = {} if args.ortho is None else {"ortho": args.ortho}
+        r = evaluate(name, args.k_range, args.seed_offset, **opts)
         rows.append(r)
         print(f"| {r['name']} | {r['k_true']} | {r['knee']} | {r['chosen']} | {r['ari']:.3f} | "
               f"{r['iou']:.3f} | {r['seconds']:.1f} |", flush=True)

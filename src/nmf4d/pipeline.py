@@ -21,6 +21,10 @@ from .select_k import Criteria, Selection, choose_k, display_patterns
 from .sweep import SweepResult, loss_sweep, parse_k_range
 
 
+#: SSIM's 11x11 window needs patterns at least this large.
+MIN_PATTERN_SIZE = 11
+
+
 @dataclass
 class Analysis:
     """Result of :func:`analyse`; arrays follow the (scan_y, scan_x, ky, kx) convention.
@@ -179,6 +183,10 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
     check_values(arr, name="data")
     timings["preprocess"] = time.perf_counter() - t
     sy, sx, ky, kx = arr.shape
+    if min(ky, kx) < MIN_PATTERN_SIZE:
+        raise InputError(f"patterns of {ky}x{kx} pixels after preprocessing are too small: "
+                         f"the IQA metrics need at least {MIN_PATTERN_SIZE}x{MIN_PATTERN_SIZE} "
+                         "(use a smaller --bin or crop)")
     n = sy * sx
     X = arr.reshape(n, ky * kx)
     op = InMemoryOperator(X)

@@ -99,6 +99,9 @@ class SweepResult:
 def parse_k_range(text) -> tuple[int, int]:
     """Parse 'MIN:MAX' (inclusive) into a pair of ints."""
     if isinstance(text, (tuple, list)):
+        if len(text) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                                     for v in text):
+            raise InputError(f"k_range must be two integers (MIN, MAX), got {text!r}")
         lo, hi = text
     else:
         try:
