@@ -137,7 +137,6 @@ BAD_INPUTS = {
 }
 
 # Found after loading and preprocessing the data, behind a progress line.
-LATE = {"k-zero", "k-too-large", "k-range-reversed", "k-range-garbage"}
 
 
 def _run_bad(name, files, tmp_path, capsys):
@@ -165,13 +164,7 @@ def test_bad_input_exit_2(name, files, tmp_path, capsys):
         assert w in errors[0], (w, errors[0])
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=(
-        "bug: cli passes --k / --k-range to analyse() unchecked; they are validated only "
-        "after the whole dataset was loaded and preprocessed, so stderr holds the progress "
-        "line '[   0.0s] preprocessed: [24, 24, 32, 32]' before the error (2 lines, not 1) "
-        "and large inputs are read for nothing")) if n in LATE else ())
-    for n in sorted(BAD_INPUTS)])
+@pytest.mark.parametrize("name", sorted(BAD_INPUTS))
 def test_bad_input_single_line(name, files, tmp_path, capsys):
     rc, err, _ = _run_bad(name, files, tmp_path, capsys)
     assert rc == 2
@@ -233,10 +226,9 @@ def test_demo_finds_true_k(tmp_path, capsys, monkeypatch):
     assert f"chosen k = {k_true}" in err
 
 
-@pytest.mark.slow
 def test_demo_default_configuration(tmp_path, capsys):
     """The real built-in demo (48x48 scan, 64x64 patterns, 6 grains and vacuum), with a
-    shorter k range than the default 2:20 to keep it around 20 s."""
+    shorter k range than the default 2:20 to keep it to a few seconds."""
     out = tmp_path / "demo"
     rc = main(["demo", "-o", str(out), "--no-report", "-q", "--k-range", "2:10"])
     assert rc == 0, capsys.readouterr().err

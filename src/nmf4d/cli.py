@@ -114,11 +114,28 @@ def _progress(quiet):
     return say
 
 
+def _check_k_args(args, shape) -> None:
+    """Validate --k and --k-range against the input's shape before any data is read."""
+    from .sweep import parse_k_range
+
+    k = _k_arg(args.k)
+    n_patterns = int(shape[0]) * int(shape[1]) if len(shape) == 4 else None
+    if k == "auto":
+        lo, hi = parse_k_range(args.k_range)
+        if n_patterns is not None and hi > n_patterns:
+            raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
+                             f"({n_patterns})")
+    elif k < 1 or (n_patterns is not None and k > n_patterns):
+        raise InputError(f"--k={k} is out of range: allowed 1..{n_patterns} "
+                         "(at most the number of patterns)")
+
+
 def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None):
     from .pipeline import analyse
     from .results import AtomicOutput, check_output, write_results
 
     check_output(args.output, overwrite=args.overwrite)   # fail before the work
+    _check_k_args(args, tuple(data.shape))
     k = _k_arg(args.k)
     cfg = _preprocess_config(args)
     say = _progress(args.quiet)

@@ -77,7 +77,10 @@ def overlap_masks(ratio: np.ndarray, thresholds=DEFAULT_THRESHOLDS) -> np.ndarra
     t = np.asarray(thresholds, dtype=np.float64)
     if t.ndim != 1 or np.any((t < 0) | (t > 1)):
         raise InputError(f"thresholds must be values in [0, 1], got {thresholds}")
-    return np.asarray(ratio)[None] >= t[:, None, None]
+    r = np.asarray(ratio)
+    # compare in the ratio's precision, so float32(0.9) >= 0.9 as the user reads it
+    t = t.astype(r.dtype) if np.issubdtype(r.dtype, np.floating) else t
+    return r[None] >= t[:, None, None]
 
 
 def direct_beam_region(mean_pattern: np.ndarray) -> np.ndarray:
