@@ -40,7 +40,8 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder (created)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--k", default="auto", help="'auto' (default: both decision levels) or a number")
-    p.add_argument("--k-range", default="2:20", help="MIN:MAX range of k for --k auto (default 2:20)")
+    p.add_argument("--k-range", default=None, help="MIN:MAX range of k for --k auto "
+                   "(default 2:20, capped at the number of patterns)")
     p.add_argument("--bin", type=int, default=1, help="integer binning of the patterns")
     p.add_argument("--crop", default=None, help="Y0,Y1,X0,X1 detector-pixel box")
     p.add_argument("--centre-crop", type=int, default=None, help="square crop of N px around the centre")
@@ -120,12 +121,12 @@ def _check_k_args(args, shape) -> None:
 
     k = _k_arg(args.k)
     n_patterns = int(shape[0]) * int(shape[1]) if len(shape) == 4 else None
-    if k == "auto":
+    if k == "auto" and args.k_range is not None:
         lo, hi = parse_k_range(args.k_range)
         if n_patterns is not None and hi > n_patterns:
             raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
                              f"({n_patterns})")
-    elif k < 1 or (n_patterns is not None and k > n_patterns):
+    elif k != "auto" and (k < 1 or (n_patterns is not None and k > n_patterns)):
         raise InputError(f"--k={k} is out of range: allowed 1..{n_patterns} "
                          "(at most the number of patterns)")
 
@@ -181,6 +182,7 @@ def cmd_run(args):
         raise InputError(f"--scan-shape needs 2 integers Y,X, got {args.scan_shape!r}")
     ds = open_dataset(args.input, dataset=args.dataset, scan_shape=scan_shape)
     info = dataset_info(args.input, dataset=args.dataset, scan_shape=scan_shape)
+    info = dict(info, dataset=args.dataset, scan_shape=list(scan_shape) if scan_shape else None)
     _analyse_and_write(ds.data, args, input_label=ds.path, input_info=info)
     return 0
 

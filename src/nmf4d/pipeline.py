@@ -133,7 +133,10 @@ def _sq_residual(op, Wt, H) -> float:
     return total
 
 
-def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig | None = None,
+DEFAULT_K_RANGE = (2, 20)
+
+
+def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | None = None,
             seed: int = 0, max_iter: int = 500, tol: float = 1e-5, sweep_tol: float = 1e-4,
             sweep_max_iter: int = 200, l1_weights: float = 0.0, l1_components: float = 0.0,
             ortho: float = 0.0, init: str = "spa", weighting: str = "poisson",
@@ -147,8 +150,9 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
         Non-negative intensities (numpy or dask array).
     k : "auto" or int
         "auto" runs decision levels one and two over ``k_range``; an int fits that k.
-    k_range : (int, int) or "MIN:MAX"
-        Inclusive range of k for level one.
+    k_range : (int, int) or "MIN:MAX", optional
+        Inclusive range of k for level one; default 2..20, capped at the number of
+        patterns (an explicit range beyond it is an error).
     preprocessing : PreprocessConfig, optional
         Binning, cropping, masking, filtering, scaling, normalisation (default: none).
     seed : int
@@ -174,6 +178,7 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
     Analysis
     """
     timings: dict[str, float] = {}
+    k_range_arg = k_range
     say = progress or (lambda stage, info=None: None)
     t = time.perf_counter()
     validate_4d(data)
@@ -204,6 +209,12 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
     if isinstance(k, str):
         if k != "auto":
             raise InputError(f"k must be 'auto' or an integer, got {k!r}")
+        if k_range is None:
+            hi = min(DEFAULT_K_RANGE[1], n_max)
+            if hi < DEFAULT_K_RANGE[0] + 2:
+                raise InputError(f"only {n_max} patterns/pixels: too few to choose k "
+                                 "automatically (need at least 4); give --k")
+            k_range = (DEFAULT_K_RANGE[0], hi)
         lo, hi = parse_k_range(k_range)
         if hi > n_max:
             raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
@@ -255,6 +266,7 @@ def analyse(data, *, k="auto", k_range=(2, 20), preprocessing: PreprocessConfig 
     clusters = cluster_comparison(arr, components, weights, labels)
     timings["maps"] = time.perf_counter() - t
     params = {"k": k, "k_range": list(parse_k_range(k_range)) if k == "auto" else None,
+              "k_range_requested": None if k_range_arg is None else str(k_range_arg),
               "seed": seed, "max_iter": max_iter, "tol": tol, "sweep_tol": sweep_tol,
               "sweep_max_iter": sweep_max_iter, "l1_weights": l1_weights,
               "l1_components": l1_components, "ortho": ortho, "init": init,

@@ -150,7 +150,7 @@ def repeat_command(attrs: dict, params: dict) -> str:
     -------
     str
         A shell-quoted ``nmf4d demo`` or ``nmf4d run`` command with output ``OUT``.
-        Options that are not recorded (``--scan-shape`` of image folders) are absent.
+        ``--dataset`` and ``--scan-shape`` come from the recorded input information.
     """
     inp = str(attrs.get("input", "INPUT"))
     demo = attrs.get("demo_k_true") is not None      # written only by 'nmf4d demo'
@@ -158,6 +158,8 @@ def repeat_command(attrs: dict, params: dict) -> str:
     info = _json_attr(attrs, "input_info", {}) or {}
     if not demo and isinstance(info, dict) and info.get("dataset"):
         args += ["--dataset", str(info["dataset"])]
+    if not demo and isinstance(info, dict) and info.get("scan_shape"):
+        args += ["--scan-shape", ",".join(str(v) for v in info["scan_shape"])]
     args += ["-o", "OUT"]
     k = params.get("k", "auto")
     args += ["--k", str(k)]
@@ -178,7 +180,7 @@ def repeat_command(attrs: dict, params: dict) -> str:
             if pp.get(key) not in (None, "raw" if key == "filter" else None):
                 args += [f"--{key}", str(pp[key])]
     for key, opt in (("seed", "--seed"), ("max_iter", "--max-iter"), ("tol", "--tol"),
-                     ("init", "--init")):
+                     ("init", "--init"), ("weighting", "--weighting")):
         if key in params:
             args += [opt, str(params[key])]
     for key, opt in (("l1_weights", "--l1-weights"), ("l1_components", "--l1-components")):
