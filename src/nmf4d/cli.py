@@ -55,6 +55,8 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--l1-weights", type=float, default=0.0, help="L1 penalty on the weights")
     p.add_argument("--l1-components", type=float, default=0.0, help="L1 penalty on the components")
     p.add_argument("--init", default="spa", help="spa (default), nndsvda, nndsvd or random")
+    p.add_argument("--ortho", type=float, default=0.1, help="orthogonality penalty of the final "
+                   "fit (default 0.1; 0 for plain NMF)")
     p.add_argument("--weighting", default="poisson", help="poisson (default: equalise counting "
                    "noise before NMF, results in input units) or none")
     p.add_argument("--no-report", action="store_true", help="write results.h5 only")
@@ -143,7 +145,7 @@ def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None)
     a = analyse(data, k=k, k_range=args.k_range, preprocessing=cfg, seed=args.seed,
                 max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
                 l1_components=args.l1_components, init=args.init,
-                weighting=args.weighting, progress=say)
+                weighting=args.weighting, ortho=args.ortho, progress=say)
     with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
         write_results(tmp / "results.h5", a, input_path=input_label, input_info=input_info)
         if extra_attrs:

@@ -139,7 +139,8 @@ DEFAULT_K_RANGE = (2, 20)
 def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | None = None,
             seed: int = 0, max_iter: int = 500, tol: float = 1e-5, sweep_tol: float = 1e-4,
             sweep_max_iter: int = 200, l1_weights: float = 0.0, l1_components: float = 0.0,
-            ortho: float = 0.0, init: str = "spa", weighting: str = "poisson",
+            ortho: float = 0.1, sweep_ortho: float = 0.0, init: str = "spa",
+            weighting: str = "poisson",
             thresholds=DEFAULT_THRESHOLDS,
             criteria: Criteria | None = None, progress=None) -> Analysis:
     """Run nmf4d's analysis on a 4D-STEM dataset held as an array.
@@ -159,8 +160,17 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
         Seed of every random choice.
     max_iter, tol : final fit's iteration cap and relative tolerance.
     sweep_tol, sweep_max_iter : the same for every fit of the level-one sweep.
-    l1_weights, l1_components, ortho, init : NMF options (see
+    l1_weights, l1_components, init : NMF options (see
         :func:`nmf4d.nmf.non_negative_factorization`).
+    ortho : float
+        Orthogonality penalty of the final fit (default 0.1). Patterns that share the
+        direct beam with a vacuum pattern admit equal-loss solutions in which grain
+        components lose part of their beam to the vacuum component; the penalty picks
+        the solution in which components are active at separate positions (the physical
+        one). The weights are refitted without it, so they stay unbiased.
+    sweep_ortho : float
+        The same for the fits of the level-one sweep (default 0: the k decision was
+        validated without it).
     weighting : {"poisson", "none"}
         "poisson" (default): factorise the Poisson-weighted data
         ``diag(1/sqrt(row sums)) V diag(1/sqrt(column means))`` so bright pixels do not
@@ -222,7 +232,7 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
         t = time.perf_counter()
         sweep = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales, max_iter=sweep_max_iter, tol=sweep_tol,
                            init=init, l1_weights=l1_weights, l1_components=l1_components,
-                           ortho=ortho, scan_shape=(sy, sx),
+                           ortho=sweep_ortho, scan_shape=(sy, sx),
                            progress=lambda kk: say("sweep", kk))
         timings["sweep"] = time.perf_counter() - t
         t = time.perf_counter()
@@ -269,7 +279,8 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
               "k_range_requested": None if k_range_arg is None else str(k_range_arg),
               "seed": seed, "max_iter": max_iter, "tol": tol, "sweep_tol": sweep_tol,
               "sweep_max_iter": sweep_max_iter, "l1_weights": l1_weights,
-              "l1_components": l1_components, "ortho": ortho, "init": init,
+              "l1_components": l1_components, "ortho": ortho, "sweep_ortho": sweep_ortho,
+              "init": init,
               "weighting": weighting,
               "thresholds": [float(v) for v in thr],
               "criteria": vars(criteria or Criteria()),

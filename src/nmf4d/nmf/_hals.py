@@ -102,7 +102,8 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     ortho : float
         Orthogonality penalty on the weights (see ``non_negative_factorization``). When
         set, components are kept at unit sum each iteration (so the penalty has a fixed
-        scale) and the weights get a final unpenalised refit.
+        scale), the fit stops when their relative change falls below ``tol``, and the
+        weights get a final unpenalised refit.
 
     Returns
     -------
@@ -130,6 +131,7 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
         dec = _sweep(Wt, A, HHt, l1_weights, inner_w, ortho=mu)
         WtW = Wt @ Wt.T
         B = op.wt_x(Wt)                                  # pass 2 over X
+        H_prev = H.copy() if ortho else None
         dec += _sweep(H, B, WtW, l1_components, inner_h)
         if ortho:
             s = H.sum(axis=1, dtype=np.float64)
@@ -149,7 +151,15 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
             f += l1_weights * float(Wt.sum(dtype=np.float64))
         if l1_components:
             f += l1_components * float(H.sum(dtype=np.float64))
-        if it >= min_iter and dec <= tol * max(f, _TINY):
+        if ortho:
+            # The penalised objective is rescaled every iteration (components back to
+            # unit sum), so it need not decrease monotonically: stop when the unit-sum
+            # components have settled instead.
+            change = float(np.linalg.norm(H - H_prev) / max(np.linalg.norm(H_prev), _TINY))
+            if it >= min_iter and change <= tol:
+                converged = True
+                break
+        elif it >= min_iter and dec <= tol * max(f, _TINY):
             converged = True
             break
     if ortho:

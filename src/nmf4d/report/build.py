@@ -180,7 +180,7 @@ def repeat_command(attrs: dict, params: dict) -> str:
             if pp.get(key) not in (None, "raw" if key == "filter" else None):
                 args += [f"--{key}", str(pp[key])]
     for key, opt in (("seed", "--seed"), ("max_iter", "--max-iter"), ("tol", "--tol"),
-                     ("init", "--init"), ("weighting", "--weighting")):
+                     ("init", "--init"), ("weighting", "--weighting"), ("ortho", "--ortho")):
         if key in params:
             args += [opt, str(params[key])]
     for key, opt in (("l1_weights", "--l1-weights"), ("l1_components", "--l1-components")):
