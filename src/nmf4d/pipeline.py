@@ -124,15 +124,6 @@ def cluster_comparison(patterns: np.ndarray, components: np.ndarray, weights: np
     return out
 
 
-def _sq_residual(op, Wt, H) -> float:
-    """``||X - Wt.T H||_F^2`` in row blocks, float64."""
-    total = 0.0
-    for sl in op._row_blocks():
-        R = op.X[sl].astype(np.float64) - Wt[:, sl].T.astype(np.float64) @ H.astype(np.float64)
-        total += float(np.einsum("ij,ij->", R, R))
-    return total
-
-
 DEFAULT_K_RANGE = (2, 20)
 
 
@@ -260,7 +251,7 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
                                      scan_shape=(sy, sx), start=start)
     if scales is not None:
         res = unscale(res, *scales)
-    R2 = _sq_residual(op, res.weights.T, res.components)
+    R2 = op.sq_residual(res.weights.T, res.components)
     rel_error = float(np.sqrt(R2 / op.sq_norm())) if op.sq_norm() > 0 else 0.0
     timings["refine"] = time.perf_counter() - t
     say("refine", res)

@@ -88,6 +88,15 @@ class InMemoryOperator:
             out[g] = (self.X[idx] / s[idx, None]).mean(axis=0)
         return out
 
+    def sq_residual(self, Wt: np.ndarray, H: np.ndarray) -> float:
+        """Return ``||X - Wt.T @ H||_F^2`` in float64, in row blocks (bounded memory)."""
+        total = 0.0
+        H64 = H.astype(np.float64)
+        for sl in self._row_blocks():
+            R = self.X[sl].astype(np.float64) - Wt[:, sl].T.astype(np.float64) @ H64
+            total += float(np.einsum("ij,ij->", R, R))
+        return total
+
     def _row_blocks(self):
         n, p = self.shape
         step = max(1, _BLOCK_ELEMENTS // max(p, 1))

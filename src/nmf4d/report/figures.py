@@ -321,6 +321,14 @@ def cluster_map_figure(labels: np.ndarray, colours: Sequence[str], counts: Seque
     return fig
 
 
+def _panel_grid(k: int, image_shape, *, extra_width: float):
+    """Figure with one panel per component (7 or 8 per row) sized for ``image_shape``."""
+    rows, cols = _grid(k, 7 if k <= 14 else 8)
+    p = _panel(k)
+    fig = new_figure(p * cols + extra_width, (p * _aspect(image_shape) + 0.25) * rows + 0.1)
+    return fig, np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+
+
 def patterns_figure(components: np.ndarray, colours: Sequence[str],
                     background: Sequence[int] = ()) -> Figure:
     """Component patterns (log scale), each framed in its cluster's colour.
@@ -337,10 +345,7 @@ def patterns_figure(components: np.ndarray, colours: Sequence[str],
     matplotlib.figure.Figure
     """
     k = components.shape[0]
-    rows, cols = _grid(k, 7 if k <= 14 else 8)
-    p = _panel(k)
-    fig = new_figure(p * cols + 0.2, (p * _aspect(components.shape[1:]) + 0.25) * rows + 0.1)
-    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    fig, axes = _panel_grid(k, components.shape[1:], extra_width=0.2)
     bg = {int(b) for b in background}
     for c in range(k):
         ax = axes.ravel()[c]
@@ -365,10 +370,7 @@ def weights_figure(weights: np.ndarray, colours: Sequence[str]) -> Figure:
     matplotlib.figure.Figure
     """
     k = weights.shape[0]
-    rows, cols = _grid(k, 7 if k <= 14 else 8)
-    p = _panel(k)
-    fig = new_figure(p * cols + 0.8, (p * _aspect(weights.shape[1:]) + 0.25) * rows + 0.1)
-    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    fig, axes = _panel_grid(k, weights.shape[1:], extra_width=0.8)
     im = None
     for c in range(k):
         ax = axes.ravel()[c]
