@@ -46,7 +46,14 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop", default=None, help="Y0,Y1,X0,X1 detector-pixel box")
     p.add_argument("--centre-crop", type=int, default=None, help="square crop of N px around the centre")
     p.add_argument("--mask-radius", type=float, default=None, help="mask the direct beam disc (px, after binning)")
-    p.add_argument("--filter", default="raw", help="raw (default) or mean3 (3x3 scan-neighbour mean)")
+    p.add_argument("--filter", default="raw", help="raw (default), mean3 (3x3 scan-neighbour mean), "
+                   "pca (low-rank reconstruction) or denoise (learned autoencoder, needs torch)")
+    p.add_argument("--pca-rank", default="auto", help="rank of --filter pca (default auto)")
+    p.add_argument("--denoise-epochs", type=int, default=None, help="training epochs of --filter denoise")
+    p.add_argument("--denoise-latent", type=int, default=None, help="latent size of --filter denoise")
+    p.add_argument("--denoise-batch", type=int, default=None, help="batch size of --filter denoise")
+    p.add_argument("--denoise-model", default=None, help="reuse a saved denoiser model (.pt)")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (denoiser)")
     p.add_argument("--scale", default=None, choices=[None, "sqrt", "log"], help="intensity scaling")
     p.add_argument("--normalise", default=None, help="none, sum, max or mean_total")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
@@ -80,12 +87,44 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--dataset", default=None)
     i.add_argument("--scan-shape", default=None)
     i.add_argument("--json", action="store_true", help="machine-readable output")
+    cf = sub.add_parser("compare-filters", help="level one and NSD for raw, mean3, pca and "
+                        "denoise inputs (the paper's Figure 2)")
+    cf.add_argument("input", help="file or folder, as for run")
+    cf.add_argument("--dataset", default=None)
+    cf.add_argument("--scan-shape", default=None)
+    cf.add_argument("--filters", default="raw,mean3,pca,denoise",
+                    help="comma-separated filters (default raw,mean3,pca,denoise)")
+    _add_analysis_options(cf)
     rp = sub.add_parser("report", help="(re)build OUT/report.html from OUT/results.h5")
     rp.add_argument("output", help="an output folder written by run or demo")
     return ap
 
 
-def _preprocess_config(args):
+def _filter_options(args, name, save_dir=None) -> dict | None:
+    """Options of filter ``name`` from the command line."""
+    if name == "pca":
+        rank = args.pca_rank
+        if rank != "auto":
+            try:
+                rank = int(rank)
+            except ValueError:
+                raise InputError(f"--pca-rank must be 'auto' or an integer, got {rank!r}") from None
+        return {"rank": rank, "seed": args.seed}
+    if name == "denoise":
+        opts = {"seed": args.seed, "device": args.device, "progress": not args.quiet}
+        for key in ("epochs", "latent", "batch"):
+            val = getattr(args, f"denoise_{key}")
+            if val is not None:
+                opts["batch_size" if key == "batch" else key] = val
+        if args.denoise_model:
+            opts["model"] = args.denoise_model
+        elif save_dir is not None:
+            opts["save_model"] = str(save_dir / "denoiser.pt")
+        return opts
+    return None
+
+
+def _preprocess_config(args, save_dir=None):
     from .preprocess import PreprocessConfig
 
     crop = _pair(args.crop, "--crop") if args.crop else None
@@ -93,6 +132,7 @@ def _preprocess_config(args):
         raise InputError(f"--crop needs 4 integers Y0,Y1,X0,X1, got {args.crop!r}")
     return PreprocessConfig(bin=args.bin, crop=crop, centre_crop=args.centre_crop,
                             mask_radius=args.mask_radius, filter=args.filter,
+                            filter_options=_filter_options(args, args.filter, save_dir),
                             scale=args.scale, normalise=args.normalise)
 
 
@@ -140,13 +180,13 @@ def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None)
     check_output(args.output, overwrite=args.overwrite)   # fail before the work
     _check_k_args(args, tuple(data.shape))
     k = _k_arg(args.k)
-    cfg = _preprocess_config(args)
     say = _progress(args.quiet)
-    a = analyse(data, k=k, k_range=args.k_range, preprocessing=cfg, seed=args.seed,
-                max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
-                l1_components=args.l1_components, init=args.init,
-                weighting=args.weighting, ortho=args.ortho, progress=say)
     with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
+        cfg = _preprocess_config(args, save_dir=tmp)
+        a = analyse(data, k=k, k_range=args.k_range, preprocessing=cfg, seed=args.seed,
+                    max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
+                    l1_components=args.l1_components, init=args.init,
+                    weighting=args.weighting, ortho=args.ortho, progress=say)
         write_results(tmp / "results.h5", a, input_path=input_label, input_info=input_info)
         if extra_attrs:
             import h5py
@@ -216,6 +256,37 @@ def cmd_info(args):
     return 0
 
 
+def cmd_compare_filters(args):
+    from .compare import compare_filters, write_comparison
+    from .io import open_dataset
+    from .report.compare import build_compare_report
+    from .results import AtomicOutput, check_output
+
+    check_output(args.output, overwrite=args.overwrite)
+    scan_shape = _pair(args.scan_shape, "--scan-shape") if args.scan_shape else None
+    ds = open_dataset(args.input, dataset=args.dataset, scan_shape=scan_shape)
+    _check_k_args(args, tuple(ds.data.shape))
+    names = [f.strip() for f in args.filters.split(",") if f.strip()]
+    say = _progress(args.quiet)
+    with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
+        base = _preprocess_config(args)
+        opts = {n: _filter_options(args, n, tmp) for n in names}
+        comp = compare_filters(ds.data, filters=names, preprocessing=base, filter_options=opts,
+                               k=_k_arg(args.k), k_range=args.k_range, seed=args.seed,
+                               weighting=args.weighting, ortho=args.ortho,
+                               progress=lambda n, a: say(f"filter {n}: k = {a.k}"))
+        params = {"filters": names, "k": args.k, "k_range": args.k_range, "seed": args.seed,
+                  "weighting": args.weighting, "ortho": args.ortho, "bin": args.bin}
+        write_comparison(tmp / "compare.h5", comp, input_path=ds.path, parameters=params)
+        build_compare_report(tmp)
+    if not args.quiet:
+        for n in comp.filters:
+            print(f"{n:8s} k = {comp.analyses[n].k}", file=sys.stderr)
+        for n, why in comp.skipped.items():
+            print(f"{n:8s} skipped: {why}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args):
     from .report import build_report
 
@@ -227,7 +298,8 @@ def cmd_report(args):
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handlers = {"demo": cmd_demo, "run": cmd_run, "info": cmd_info, "report": cmd_report}
+    handlers = {"demo": cmd_demo, "run": cmd_run, "info": cmd_info, "report": cmd_report,
+                "compare-filters": cmd_compare_filters}
     try:
         return handlers[args.command](args)
     except InputError as e:

@@ -519,9 +519,10 @@ def from_matrix(matrix: Array, scan_shape: Sequence[int],
 
 
 # ------------------------------------------------------------------------ pipeline
-#: Scan-space filters selectable by ``PreprocessConfig.filter``: name -> function(data),
-#: taking a 4D numpy or dask array and returning the same kind and shape.
-FILTERS: dict[str, Callable[[Array], Array]] = {
+#: Scan-space filters selectable by ``PreprocessConfig.filter``: name -> function(data,
+#: **options), taking a 4D numpy or dask array and returning the same kind and shape, or
+#: a tuple (array, info dict) whose info is recorded in the preprocessing record.
+FILTERS: dict[str, Callable[..., Array]] = {
     "raw": lambda data: data,
     "mean3": lambda data: scan_mean_filter(data, size=3),
 }
@@ -552,7 +553,10 @@ class PreprocessConfig:
         patterns; centred on ``mask_centre``: (cy, cx), None (pattern centre) or "auto"
         (:func:`find_direct_beam` on the mean pattern; computes it for dask input).
     filter : str
-        Name in :data:`FILTERS`: "raw" (none) or "mean3" (3x3 scan mean filter).
+        Name in :data:`FILTERS`: "raw" (none), "mean3" (3x3 scan mean filter), and
+        whatever other modules register ("pca", "denoise").
+    filter_options : dict, optional
+        Keyword arguments passed to the filter function.
     scale, normalise : str or None
         Methods of :func:`scale_intensity` and :func:`normalise_patterns`.
     """
@@ -563,6 +567,7 @@ class PreprocessConfig:
     mask_radius: float | None = None
     mask_centre: tuple[float, float] | str | None = None
     filter: str = "raw"
+    filter_options: dict | None = None
     scale: str | None = None
     normalise: str | None = None
 
@@ -619,7 +624,11 @@ def preprocess(data: Array, config: PreprocessConfig | None = None
         x = apply_mask(x, mask, fill=0)
         rec["mask"] = {"centre": [float(c) for c in centre], "fill": 0,
                        "radius": float(config.mask_radius), "n_pixels": int(mask.sum())}
-    x = FILTERS[config.filter](x)
+    out = FILTERS[config.filter](x, **(config.filter_options or {}))
+    if isinstance(out, tuple):        # (array, info): info is recorded
+        x, rec["filter_info"] = out
+    else:
+        x = out
     x = scale_intensity(x, method=scale)
     x = normalise_patterns(x, method=normalise)
     x = x.astype(np.float32)
@@ -629,3 +638,8 @@ def preprocess(data: Array, config: PreprocessConfig | None = None
                normalise=None if normalise == "none" else normalise,
                output_shape=[int(s) for s in x.shape], dtype="float32")
     return x, rec
+
+
+# Filters defined in other modules register themselves on import (kept last: they
+# import this module).
+from . import filters as _filters  # noqa: E402,F401
