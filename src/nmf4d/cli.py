@@ -173,6 +173,13 @@ def _check_k_args(args, shape) -> None:
                          "(at most the number of patterns)")
 
 
+def _final_model_path(record: dict, tmp, out) -> None:
+    """A model saved in the staging folder is recorded under its final output path."""
+    info = record.get("filter_info")
+    if isinstance(info, dict) and str(info.get("model_path") or "").startswith(str(tmp)):
+        info["model_path"] = os.path.join(str(out), os.path.relpath(info["model_path"], str(tmp)))
+
+
 def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None):
     from .pipeline import analyse
     from .results import AtomicOutput, check_output, write_results
@@ -187,6 +194,7 @@ def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None)
                     max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
                     l1_components=args.l1_components, init=args.init,
                     weighting=args.weighting, ortho=args.ortho, progress=say)
+        _final_model_path(a.preprocessing, tmp, args.output)
         write_results(tmp / "results.h5", a, input_path=input_label, input_info=input_info)
         if extra_attrs:
             import h5py

@@ -643,3 +643,4 @@ def preprocess(data: Array, config: PreprocessConfig | None = None
 # Filters defined in other modules register themselves on import (kept last: they
 # import this module).
 from . import filters as _filters  # noqa: E402,F401
+from . import denoise as _denoise  # noqa: E402,F401  (imports torch lazily)
