@@ -14,10 +14,11 @@ import numpy as np
 from . import iqa
 from .errors import InputError
 from .maps import DEFAULT_THRESHOLDS, cluster_map, detect_background, overlap_masks, overlap_ratio
-from .nmf import WEIGHTINGS, apply_scales, check_k, non_negative_factorization, poisson_scales, unscale
+from .nmf import (WEIGHTINGS, apply_scales, check_k, non_negative_factorization,
+                  poisson_scales, rescale, unscale)
 from .nmf._operator import InMemoryOperator
 from .preprocess import PreprocessConfig, check_values, preprocess, validate_4d
-from .select_k import Criteria, Selection, choose_k, display_patterns
+from .select_k import Criteria, Selection, choose_k
 from .sweep import SweepResult, loss_sweep, parse_k_range
 
 
@@ -183,6 +184,9 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
     say = progress or (lambda stage, info=None: None)
     t = time.perf_counter()
     validate_4d(data)
+    if weighting not in WEIGHTINGS:
+        raise InputError(f"weighting={weighting!r} is not allowed: choose one of "
+                         + ", ".join(WEIGHTINGS))
     cfg = preprocessing or PreprocessConfig()
     arr, record = preprocess(data, cfg)
     arr = np.asarray(arr, dtype=np.float32)
@@ -200,9 +204,6 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
         raise InputError("data contains only zeros after preprocessing: nothing to factorise")
     n_max = min(n, ky * kx)
     say("preprocess", record)
-    if weighting not in WEIGHTINGS:
-        raise InputError(f"weighting={weighting!r} is not allowed: choose one of "
-                         + ", ".join(WEIGHTINGS))
     scales = poisson_scales(X) if weighting == "poisson" else None
     fit_op = InMemoryOperator(apply_scales(X, *scales)) if scales is not None else op
 
@@ -221,7 +222,8 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
             raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
                              f"({n}) or pixels ({ky * kx})")
         t = time.perf_counter()
-        sweep = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales, max_iter=sweep_max_iter, tol=sweep_tol,
+        sweep = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales,
+                           max_iter=sweep_max_iter, tol=sweep_tol,
                            init=init, l1_weights=l1_weights, l1_components=l1_components,
                            ortho=sweep_ortho, scan_shape=(sy, sx),
                            progress=lambda kk: say("sweep", kk))
@@ -240,11 +242,7 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
     start = None
     if sweep is not None and k_final in sweep.fits:
         prev = sweep.fits[k_final]
-        start = (prev.weights.T, prev.components)
-        if scales is not None:   # back into the weighted space
-            Wt0 = prev.weights.T * scales[0][None, :]
-            H0 = prev.components * scales[1][None, :]
-            start = (Wt0.astype(np.float32), H0.astype(np.float32))
+        start = (prev.weights.T, prev.components) if scales is None else rescale(prev, *scales)
     res = non_negative_factorization(fit_op, k_final, init=init, seed=seed, max_iter=max_iter,
                                      tol=tol, l1_weights=l1_weights,
                                      l1_components=l1_components, ortho=ortho,

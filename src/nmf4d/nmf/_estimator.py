@@ -182,10 +182,15 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
     if normalize:
         Wt, H = normalise_factors(Wt, H)
     if sort:
-        order = np.argsort(-Wt.sum(axis=1, dtype=np.float64), kind="stable")
-        Wt, H = Wt[order], H[order]
+        Wt, H = sort_by_weight(Wt, H)
     return NMFResult(weights=np.ascontiguousarray(Wt.T), components=H,
                      n_iter=n_iter, converged=converged, history=history)
+
+
+def sort_by_weight(Wt: np.ndarray, H: np.ndarray):
+    """Order components by decreasing total weight (intensity explained); stable."""
+    order = np.argsort(-Wt.sum(axis=1, dtype=np.float64), kind="stable")
+    return Wt[order], H[order]
 
 
 def normalise_factors(Wt: np.ndarray, H: np.ndarray):

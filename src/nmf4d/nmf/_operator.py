@@ -64,6 +64,12 @@ class InMemoryOperator:
             self._row_sums = self.X.sum(axis=1, dtype=np.float64)
         return self._row_sums
 
+    def _divisors(self) -> np.ndarray:
+        """Row sums with zeros replaced by 1 (to sum-normalise without dividing by 0)."""
+        s = self.row_sums().copy()
+        s[s <= 0] = 1.0
+        return s
+
     def normalised_coords(self, r: int, *, rng: np.random.Generator,
                           scan_shape=None) -> np.ndarray:
         """Coordinates (n, r) of the sum-normalised patterns in their top-r SVD subspace.
@@ -71,8 +77,7 @@ class InMemoryOperator:
         With ``scan_shape`` the coordinates are averaged over each position's 3x3 scan
         neighbourhood (see :func:`smooth_scan`).
         """
-        s = self.row_sums().copy()
-        s[s <= 0] = 1.0
+        s = self._divisors()
         Xn = (self.X / s[:, None].astype(self.X.dtype))
         U, S, _ = randomized_svd(Xn, r, rng=rng)
         coords = U * S
@@ -80,8 +85,7 @@ class InMemoryOperator:
 
     def mean_normalised_rows(self, groups) -> np.ndarray:
         """Mean of the sum-normalised rows in each index array, shape (len(groups), p)."""
-        s = self.row_sums().copy()
-        s[s <= 0] = 1.0
+        s = self._divisors()
         out = np.empty((len(groups), self.shape[1]), dtype=self.dtype)
         for g, idx in enumerate(groups):
             idx = np.sort(np.asarray(idx))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._estimator import NMFResult, normalise_factors
+from ._estimator import NMFResult, normalise_factors, sort_by_weight
 
 WEIGHTINGS = ("poisson", "none")
 
@@ -56,8 +56,21 @@ def unscale(res: NMFResult, a: np.ndarray, b: np.ndarray, *, sort: bool = True) 
     H = res.components / b[None, :]
     Wt, H = normalise_factors(Wt.astype(np.float64), H.astype(np.float64))
     if sort:
-        order = np.argsort(-Wt.sum(axis=1), kind="stable")
-        Wt, H = Wt[order], H[order]
+        Wt, H = sort_by_weight(Wt, H)
     return NMFResult(weights=np.ascontiguousarray(Wt.T.astype(dtype)),
                      components=H.astype(dtype), n_iter=res.n_iter,
                      converged=res.converged, history=list(res.history))
+
+
+def rescale(res: NMFResult, a: np.ndarray, b: np.ndarray, *, dtype=np.float32):
+    """Inverse of :func:`unscale`: factors of ``res`` mapped into the weighted space.
+
+    Returns
+    -------
+    Wt : ndarray of shape (k, n)
+    H : ndarray of shape (k, p)
+        Starting factors for a fit of ``apply_scales(X, a, b)``.
+    """
+    Wt = res.weights.T * a[None, :]
+    H = res.components * b[None, :]
+    return Wt.astype(dtype), H.astype(dtype)
