@@ -92,17 +92,10 @@ def compare_filters(data, *, filters=DEFAULT_FILTERS, preprocessing: PreprocessC
 
 def write_comparison(path, comp: FilterComparison, *, input_path: str, parameters: dict) -> None:
     """Write ``compare.h5``-style results (see the README) to ``path``."""
-    from ._version import __version__
-    from .results import _json_default, versions
-
-    import datetime as _dt
+    from .results import _json_default, write_provenance
 
     with h5py.File(path, "w") as f:
-        f.attrs["nmf4d_version"] = __version__
-        f.attrs["input"] = str(input_path)
-        f.attrs["parameters"] = json.dumps(parameters, default=_json_default)
-        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        f.attrs["versions"] = json.dumps(versions())
+        write_provenance(f, input_path=input_path, parameters=parameters)
         f.attrs["filters"] = json.dumps(comp.filters)
         f.attrs["skipped"] = json.dumps(comp.skipped)
         f.create_dataset("chosen_k", data=np.asarray([comp.analyses[n].k for n in comp.filters],

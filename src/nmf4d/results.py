@@ -85,16 +85,21 @@ class AtomicOutput:
         return False
 
 
+def write_provenance(f: h5py.File, *, input_path: str, parameters: dict) -> None:
+    """Root attributes every results file carries: version, input, parameters, time, versions."""
+    f.attrs["nmf4d_version"] = __version__
+    f.attrs["input"] = str(input_path)
+    f.attrs["parameters"] = json.dumps(parameters, default=_json_default)
+    f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    f.attrs["versions"] = json.dumps(versions())
+
+
 def write_results(path, analysis, *, input_path: str, input_info: dict | None = None) -> None:
     """Write an :class:`~nmf4d.pipeline.Analysis` to ``path`` (an .h5 file) per the contract."""
     a = analysis
     with h5py.File(path, "w") as f:
-        f.attrs["nmf4d_version"] = __version__
+        write_provenance(f, input_path=input_path, parameters=a.parameters)
         f.attrs["k"] = int(a.k)
-        f.attrs["input"] = str(input_path)
-        f.attrs["parameters"] = json.dumps(a.parameters, default=_json_default)
-        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        f.attrs["versions"] = json.dumps(versions())
         f.attrs["preprocessing"] = json.dumps(a.preprocessing, default=_json_default)
         if input_info:
             f.attrs["input_info"] = json.dumps(input_info, default=_json_default)
