@@ -6,7 +6,7 @@ import pytest
 
 from conftest import cosine_matrix
 from nmf4d.errors import InputError
-from nmf4d.synthetic import make_polycrystal
+from nmf4d.synthetic import make_polycrystal, write_polycrystal_zarr
 
 SCAN, PAT = (28, 30), (36, 32)          # all four sizes differ, so a transpose would show
 
@@ -160,3 +160,118 @@ def test_sharp_boundaries_and_options():
 def test_errors(kw):
     with pytest.raises(InputError):
         make_polycrystal(scan_shape=(16, 16), pattern_shape=(16, 16), **kw)
+
+
+# ---------------------------------------------------------------- out-of-core zarr writer
+ZSCAN, ZPAT, ZCHUNKS = (24, 20), (32, 32), (5, 7)     # chunks do not divide the scan
+ZOPTS = dict(n_grains=3, vacuum=True, dose=1500.0, seed=7)
+
+
+@pytest.fixture(scope="module")
+def zcase(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("zarr")
+    path = folder / "scan.zarr"
+    truth = write_polycrystal_zarr(path, ZSCAN, ZPAT, chunks=ZCHUNKS, **ZOPTS)
+    return folder, path, truth
+
+
+def _read(path):
+    import zarr
+    return zarr.open_array(str(path), mode="r")
+
+
+def test_zarr_shape_chunks_dtype_attrs(zcase):
+    folder, path, truth = zcase
+    z = _read(path)
+    assert z.shape == (*ZSCAN, *ZPAT)
+    assert tuple(z.chunks) == (*ZCHUNKS, *ZPAT)
+    assert z.dtype == np.float32
+    assert z.attrs["k_true"] == truth.k_true == 4
+    assert z.attrs["vacuum_index"] == truth.vacuum_index == 3
+    assert z.attrs["seed"] == 7 and z.attrs["dose"] == 1500.0 and z.attrs["n_grains"] == 3
+    assert z.attrs["chunks"] == list(ZCHUNKS)
+    assert sorted(p.name for p in folder.iterdir()) == ["scan.zarr"]   # no temporary left
+    from nmf4d.io import open_dataset                                   # the pipeline reads it
+    assert open_dataset(path).data.shape == (*ZSCAN, *ZPAT)
+
+
+def test_zarr_truth_equals_make_polycrystal(zcase):
+    _, _, truth = zcase
+    _, ref = make_polycrystal(ZSCAN, ZPAT, **ZOPTS)
+    for name in ("labels", "secondary", "ratio", "patterns", "fractions"):
+        np.testing.assert_array_equal(getattr(truth, name), getattr(ref, name), err_msg=name)
+    assert truth.k_true == ref.k_true and truth.vacuum_index == ref.vacuum_index
+    assert truth.clean is None
+
+
+def test_zarr_counts_are_poisson_around_truth(zcase):
+    _, path, truth = zcase
+    d = _read(path)[...].astype(np.float64)
+    fr, pats = truth.fractions.astype(np.float64), truth.patterns.astype(np.float64)
+    assert np.all(d == np.rint(d)) and d.min() >= 0
+    # per-position mean intensity vs the expected one: z-scores of the position totals
+    lam = fr.sum(axis=0)                                                # patterns sum to 1
+    z = (d.sum(axis=(2, 3)) - lam) / np.sqrt(lam)
+    n = z.size
+    assert np.abs(z).max() < 5.5
+    assert abs(z.mean()) < 4 / np.sqrt(n)
+    assert abs((z ** 2).mean() - 1) < 4 * np.sqrt(2 / n)
+    np.testing.assert_allclose(d.mean(axis=(2, 3)), lam / np.prod(ZPAT), rtol=6 / np.sqrt(lam.min()))
+    # pixel by pixel: Poisson variance equals the mean
+    c = np.einsum("cyx,cij->yxij", fr, pats)
+    assert not np.array_equal(d, np.rint(c))
+    assert ((d - c) ** 2).mean() / c.mean() == pytest.approx(1.0, rel=0.05)
+
+
+def test_zarr_deterministic(zcase, tmp_path):
+    _, path, truth = zcase
+    ref = _read(path)[...]
+    write_polycrystal_zarr(tmp_path / "a.zarr", ZSCAN, ZPAT, chunks=ZCHUNKS, **ZOPTS)
+    np.testing.assert_array_equal(_read(tmp_path / "a.zarr")[...], ref)
+    # the noise follows the chunking, the layout does not
+    other = write_polycrystal_zarr(tmp_path / "c.zarr", ZSCAN, ZPAT, chunks=(24, 20), **ZOPTS)
+    np.testing.assert_array_equal(other.fractions, truth.fractions)
+    write_polycrystal_zarr(tmp_path / "b.zarr", ZSCAN, ZPAT, chunks=ZCHUNKS,
+                           **{**ZOPTS, "seed": 8})
+    assert not np.array_equal(_read(tmp_path / "b.zarr")[...], ref)
+
+
+def test_zarr_refuses_existing_and_overwrites(tmp_path):
+    path = tmp_path / "s.zarr"
+    kw = dict(scan_shape=(12, 12), pattern_shape=(16, 16), chunks=(4, 4), n_grains=2)
+    write_polycrystal_zarr(path, seed=1, **kw)
+    first = _read(path)[...]
+    with pytest.raises(InputError, match="s.zarr"):
+        write_polycrystal_zarr(path, seed=2, **kw)
+    np.testing.assert_array_equal(_read(path)[...], first)              # untouched
+    (tmp_path / "f.zarr").write_text("x")
+    with pytest.raises(InputError, match="f.zarr"):
+        write_polycrystal_zarr(tmp_path / "f.zarr", seed=2, **kw)
+    truth = write_polycrystal_zarr(path, seed=2, overwrite=True, **kw)
+    second = _read(path)[...]
+    assert not np.array_equal(second, first)
+    assert _read(path).attrs["seed"] == 2 and truth.k_true == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.zarr", "s.zarr"]
+
+
+def test_zarr_failed_write_leaves_nothing(tmp_path):
+    with pytest.raises(InputError, match="uint8"):                      # counts overflow
+        write_polycrystal_zarr(tmp_path / "x.zarr", (8, 8), (8, 8), chunks=(4, 4),
+                               n_grains=2, dose=1e5, dtype="uint8")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError):
+        write_polycrystal_zarr(tmp_path / "x.zarr", (8, 8), (8, 8), chunks=(0, 4))
+    with pytest.raises(InputError):
+        write_polycrystal_zarr(tmp_path / "x.zarr", (8, 8), (8, 8), n_grains=0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zarr_noise_free_and_integer_dtype(tmp_path):
+    kw = dict(scan_shape=(10, 9), pattern_shape=(16, 16), chunks=(3, 4), n_grains=2, seed=3)
+    truth = write_polycrystal_zarr(tmp_path / "c.zarr", dose=None, **kw)
+    clean = np.einsum("cyx,cij->yxij", truth.fractions.astype(np.float64),
+                      truth.patterns.astype(np.float64))
+    np.testing.assert_allclose(_read(tmp_path / "c.zarr")[...], clean, rtol=1e-5, atol=1e-9)
+    write_polycrystal_zarr(tmp_path / "u.zarr", dose=500.0, dtype="uint16", **kw)
+    u = _read(tmp_path / "u.zarr")
+    assert u.dtype == np.uint16 and _read(tmp_path / "u.zarr").attrs["dose"] == 500.0

@@ -53,7 +53,8 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--denoise-latent", type=int, default=None, help="latent size of --filter denoise")
     p.add_argument("--denoise-batch", type=int, default=None, help="batch size of --filter denoise")
     p.add_argument("--denoise-model", default=None, help="reuse a saved denoiser model (.pt)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda (denoiser)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto: where the "
+                   "denoiser trains and the final full-data NMF runs (cuda needs torch)")
     p.add_argument("--scale", default=None, choices=[None, "sqrt", "log"], help="intensity scaling")
     p.add_argument("--normalise", default=None, help="none, sum, max or mean_total")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
@@ -66,6 +67,15 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
                    "fit (default 0.1; 0 for plain NMF)")
     p.add_argument("--weighting", default="poisson", help="poisson (default: equalise counting "
                    "noise before NMF, results in input units) or none")
+    p.add_argument("--sweep", default="sketch", choices=["sketch", "full"],
+                   help="level-one fits on a shared randomized sketch of the data (default, "
+                   "fast; losses measured on the full data) or on the full data")
+    p.add_argument("--memory", default=None, help="memory budget, e.g. 2GB (default: half the "
+                   "machine's RAM); larger data is streamed from its file block by block")
+    p.add_argument("--workers", type=int, default=None, help="start a local dask.distributed "
+                   "cluster of N worker processes and compute on it")
+    p.add_argument("--scheduler", default=None, help="address of a running dask.distributed "
+                   "scheduler (e.g. tcp://host:8786) to compute on")
     p.add_argument("--no-report", action="store_true", help="write results.h5 only")
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -144,9 +154,9 @@ def _progress(quiet):
             return
         el = time.perf_counter() - t0
         if stage == "sweep":
-            print(f"\r[{el:6.1f}s] level one: fitted k = {info}", end="", file=sys.stderr, flush=True)
+            return  # the progress bar shows it
         elif stage == "select":
-            print(f"\n[{el:6.1f}s] level two: chose k = {info.k}", file=sys.stderr)
+            print(f"[{el:6.1f}s] level two: chose k = {info.k}", file=sys.stderr)
         elif stage == "refine":
             print(f"[{el:6.1f}s] final fit: {info.n_iter} iterations, relative error "
                   f"{info.relative_error:.4f}", file=sys.stderr)
@@ -181,32 +191,53 @@ def _final_model_path(record: dict, tmp, out) -> None:
 
 
 def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None):
+    from .execution import parse_memory, start_client
     from .pipeline import analyse
-    from .results import AtomicOutput, check_output, write_results
+    from .results import AtomicOutput, check_output
 
     check_output(args.output, overwrite=args.overwrite)   # fail before the work
     _check_k_args(args, tuple(data.shape))
     k = _k_arg(args.k)
     say = _progress(args.quiet)
-    with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
-        cfg = _preprocess_config(args, save_dir=tmp)
-        a = analyse(data, k=k, k_range=args.k_range, preprocessing=cfg, seed=args.seed,
-                    max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
-                    l1_components=args.l1_components, init=args.init,
-                    weighting=args.weighting, ortho=args.ortho, progress=say)
-        _final_model_path(a.preprocessing, tmp, args.output)
-        write_results(tmp / "results.h5", a, input_path=input_label, input_info=input_info)
-        if extra_attrs:
-            import h5py
-            with h5py.File(tmp / "results.h5", "a") as f:
-                for key, val in extra_attrs.items():
-                    f.attrs[key] = val
-        if not args.no_report:
-            from .report import build_report
-            build_report(tmp)
+    parse_memory(args.memory)                             # fail before the work
+    if args.device not in ("cpu", "auto"):
+        from .nmf._torch import resolve_device
+        resolve_device(args.device)
+    client, cluster = start_client(scheduler=args.scheduler, workers=args.workers)
+    try:
+        with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
+            cfg = _preprocess_config(args, save_dir=tmp)
+            a = analyse(data, k=k, k_range=args.k_range, preprocessing=cfg, seed=args.seed,
+                        max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
+                        l1_components=args.l1_components, init=args.init,
+                        weighting=args.weighting, ortho=args.ortho, sweep=args.sweep,
+                        memory=args.memory, client=client, device=args.device,
+                        progress=say, show_progress=not args.quiet)
+            _write_outputs(tmp, a, args, input_label, input_info, extra_attrs)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     if not args.quiet:
         print(f"k = {a.k}; results in {os.path.join(args.output, 'results.h5')}", file=sys.stderr)
     return a
+
+
+def _write_outputs(tmp, a, args, input_label, input_info, extra_attrs):
+    """results.h5 (+ extra root attributes) and the report into the staging folder."""
+    from .results import write_results
+
+    _final_model_path(a.preprocessing, tmp, args.output)
+    write_results(tmp / "results.h5", a, input_path=input_label, input_info=input_info)
+    if extra_attrs:
+        import h5py
+        with h5py.File(tmp / "results.h5", "a") as f:
+            for key, val in extra_attrs.items():
+                f.attrs[key] = val
+    if not args.no_report:
+        from .report import build_report
+        build_report(tmp)
 
 
 def cmd_demo(args):

@@ -16,7 +16,9 @@ from .errors import InputError
 from .maps import DEFAULT_THRESHOLDS, cluster_map, detect_background, overlap_masks, overlap_ratio
 from .nmf import (WEIGHTINGS, apply_scales, check_k, non_negative_factorization,
                   poisson_scales, rescale, unscale)
-from .nmf._operator import InMemoryOperator
+from .execution import Progress
+from .nmf._blocked import InMemoryOperator
+from .nmf._weighting import scales_from_sums
 from .preprocess import PreprocessConfig, check_values, preprocess, validate_4d
 from .select_k import Criteria, Selection, choose_k
 from .sweep import SweepResult, loss_sweep, parse_k_range
@@ -89,6 +91,19 @@ def cluster_comparison(patterns: np.ndarray, components: np.ndarray, weights: np
 
     Returns
     -------
+    dict, see :func:`cluster_comparison_op`.
+    """
+    ky, kx = components.shape[1:]
+    op = InMemoryOperator(np.asarray(patterns).reshape(-1, ky * kx))
+    return cluster_comparison_op(op, components, weights, labels)
+
+
+def cluster_comparison_op(op, components: np.ndarray, weights: np.ndarray,
+                          labels: np.ndarray) -> dict:
+    """:func:`cluster_comparison` over a data operator (one pass for the cluster means).
+
+    Returns
+    -------
     dict with
         raw_mean : (k, ky, kx) mean pattern of the positions labelled c (0 if none)
         nmf_pattern : (k, ky, kx) component c scaled by its largest weight
@@ -100,17 +115,13 @@ def cluster_comparison(patterns: np.ndarray, components: np.ndarray, weights: np
     """
     k = components.shape[0]
     ky, kx = components.shape[1:]
-    raw_mean = np.zeros((k, ky, kx), np.float64)
     flat_lab = labels.ravel()
-    flat = patterns.reshape(-1, ky, kx)
     count = np.bincount(flat_lab, minlength=k)
-    for c in range(k):
-        if count[c]:
-            raw_mean[c] = flat[flat_lab == c].mean(axis=0, dtype=np.float64)
+    raw_mean = op.label_means(flat_lab, k).reshape(k, ky, kx)
     wflat = weights.reshape(k, -1)
     best = np.argmax(wflat, axis=1)
     nmf_pattern = components * wflat[np.arange(k), best][:, None, None]
-    rep = np.asarray(flat[best], np.float64)
+    rep = np.asarray(op.take_rows(best), np.float64).reshape(k, ky, kx)
     mx = np.maximum(raw_mean.max(axis=(1, 2)), nmf_pattern.max(axis=(1, 2)))
     mx[mx <= 0] = 1.0
     a = raw_mean / mx[:, None, None]
@@ -128,19 +139,122 @@ def cluster_comparison(patterns: np.ndarray, components: np.ndarray, weights: np
 DEFAULT_K_RANGE = (2, 20)
 
 
+def _bad_values(st: dict, scan_shape, name: str = "data") -> None:
+    """Raise like :func:`nmf4d.preprocess.check_values` from a statistics pass."""
+    for n, rows, what, extra in ((st["n_bad"], st["bad_rows"], "NaN/inf", ""),
+                                 (st["n_neg"], st["neg_rows"], "negative",
+                                  f"; minimum value {st['min']:g} (NMF needs >= 0)")):
+        if n:
+            pos = tuple(int(i) for i in np.unravel_index(int(rows[0]), scan_shape))
+            raise InputError(f"{name} contains {int(n)} {what} value(s) in {len(rows)} "
+                             f"pattern(s); first at scan position {pos}{extra}")
+
+
+def data_operators(arr, *, weighting: str = "poisson", memory=None, client=None,
+                   bars: Progress | None = None):
+    """Operators over the preprocessed data, chosen for the memory budget and executor.
+
+    Parameters
+    ----------
+    arr : ndarray or dask array of shape (scan_y, scan_x, ky, kx)
+    weighting : {"poisson", "none"}
+    memory : int or str, optional
+        Budget in bytes (or '2GB'); default half the physical memory.
+    client : dask.distributed.Client, optional
+
+    Returns
+    -------
+    op : operator over the data (original units)
+    fit_op : operator over the weighted data (``op`` when weighting is "none")
+    scales : (a, b) or None
+    stats : dict (row sums, column sums, ...)
+    mode : str, "memory", "memory+weighted-on-the-fly", "stream" or "distributed"
+    """
+    from .execution import block_rows, parse_memory
+    from .nmf._blocked import BlockOperator, DaskSource
+
+    bars = bars or Progress(False)
+    budget = parse_memory(memory)
+    sy, sx, ky, kx = arr.shape
+    n, p = sy * sx, ky * kx
+    nbytes = n * p * 4
+    lazy = not isinstance(arr, np.ndarray)
+    if client is not None:
+        import dask.array as da
+        rows = max(1, block_rows(p, budget, n_workers=2) // sx)
+        x4 = arr if lazy else da.from_array(arr, chunks=(rows, sx, ky, kx))
+        x = x4.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
+        if nbytes <= budget:
+            x = client.persist(x)
+        src = DaskSource(x)
+        mode = "distributed"
+    elif lazy and nbytes > budget // 2:
+        import os
+        workers = max(1, min(os.cpu_count() or 1, 4))
+        rows = max(1, block_rows(p, budget, n_workers=workers) // sx)
+        x = arr.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
+        src = DaskSource(x, scheduler="threads", num_workers=workers)
+        mode = "stream"
+    else:
+        if lazy:
+            from .nmf._blocked import NumpySource  # noqa: F401 (documentation)
+            with bars.bar("load", None, "block") as b:
+                x4 = _compute_with_bar(arr, b)
+        else:
+            x4 = arr
+        X = np.ascontiguousarray(np.asarray(x4, dtype=np.float32).reshape(n, p))
+        src = None
+        mode = "memory"
+    if src is None:
+        op = InMemoryOperator(X)
+    else:
+        op = BlockOperator(src)
+    with bars.bar("check + statistics", len(op.source.blocks), "block") as b:
+        op.source.on_block = b.update
+        st = op.stats()
+        op.source.on_block = None
+    _bad_values(st, (sy, sx))
+    if st["sq"] == 0.0:
+        raise InputError("data contains only zeros after preprocessing: nothing to factorise")
+    if weighting == "none":
+        return op, op, None, st, mode
+    scales = scales_from_sums(st["row_sums"], st["col_sums"] / n)
+    if mode == "memory" and 2 * nbytes <= budget:
+        fit_op = InMemoryOperator(apply_scales(op.X, *scales))
+    else:
+        fit_op = BlockOperator(op.source, scales=scales)
+        if mode == "memory":
+            mode = "memory (weighting on the fly)"
+    return op, fit_op, scales, st, mode
+
+
+def _compute_with_bar(arr, bar):
+    """Compute a dask array, advancing ``bar`` per finished chunk."""
+    import dask
+    from dask.callbacks import Callback
+
+    class _Count(Callback):
+        def _posttask(self, key, result, dsk, state, id):
+            bar.update(1)
+    with _Count():
+        return dask.compute(arr)[0]
+
+
 def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | None = None,
             seed: int = 0, max_iter: int = 500, tol: float = 1e-5, sweep_tol: float = 1e-4,
             sweep_max_iter: int = 200, l1_weights: float = 0.0, l1_components: float = 0.0,
             ortho: float = 0.1, sweep_ortho: float = 0.0, init: str = "spa",
-            weighting: str = "poisson",
-            thresholds=DEFAULT_THRESHOLDS,
-            criteria: Criteria | None = None, progress=None) -> Analysis:
+            weighting: str = "poisson", sweep: str = "sketch",
+            thresholds=DEFAULT_THRESHOLDS, memory=None, client=None, device: str = "cpu",
+            criteria: Criteria | None = None, progress=None,
+            show_progress: bool = False) -> Analysis:
     """Run nmf4d's analysis on a 4D-STEM dataset held as an array.
 
     Parameters
     ----------
     data : array-like of shape (scan_y, scan_x, ky, kx)
-        Non-negative intensities (numpy or dask array).
+        Non-negative intensities (numpy or dask array; a dask array larger than the
+        memory budget is streamed block by block and never loaded whole).
     k : "auto" or int
         "auto" runs decision levels one and two over ``k_range``; an int fits that k.
     k_range : (int, int) or "MIN:MAX", optional
@@ -168,12 +282,24 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
         ``diag(1/sqrt(row sums)) V diag(1/sqrt(column means))`` so bright pixels do not
         dominate, then map the factors back to the input's units (see
         :mod:`nmf4d.nmf._weighting`); "none": factorise V as it is.
+    sweep : {"sketch", "full"}
+        Level one on a shared randomized sketch of the data (default; the losses are
+        measured on the full data) or with full-data fits (see :func:`loss_sweep`).
     thresholds : sequence of float
         Overlap thresholds (second/first weight), default 0.75..0.95.
+    memory : int or str, optional
+        Memory budget ('2GB'); default half the physical memory. Data larger than it
+        is streamed from its file.
+    client : dask.distributed.Client, optional
+        Run every pass over the data on this cluster.
+    device : {"cpu", "auto", "cuda"}
+        Where the final (full-data) fit runs; "cuda" needs torch and the data in memory.
     criteria : select_k.Criteria, optional
         Thresholds of the level-two rule.
     progress : callable, optional
         ``progress(stage, info)`` for user feedback.
+    show_progress : bool
+        tqdm progress bars on stderr for every pass, the sweep and the final fit.
 
     Returns
     -------
@@ -182,6 +308,7 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
     timings: dict[str, float] = {}
     k_range_arg = k_range
     say = progress or (lambda stage, info=None: None)
+    bars = Progress(show_progress)
     t = time.perf_counter()
     validate_4d(data)
     if weighting not in WEIGHTINGS:
@@ -189,8 +316,6 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
                          + ", ".join(WEIGHTINGS))
     cfg = preprocessing or PreprocessConfig()
     arr, record = preprocess(data, cfg)
-    arr = np.asarray(arr, dtype=np.float32)
-    check_values(arr, name="data")
     timings["preprocess"] = time.perf_counter() - t
     sy, sx, ky, kx = arr.shape
     if min(ky, kx) < MIN_PATTERN_SIZE:
@@ -198,16 +323,14 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
                          f"the IQA metrics need at least {MIN_PATTERN_SIZE}x{MIN_PATTERN_SIZE} "
                          "(use a smaller --bin or crop)")
     n = sy * sx
-    X = arr.reshape(n, ky * kx)
-    op = InMemoryOperator(X)
-    if float(op.sq_norm()) == 0.0:
-        raise InputError("data contains only zeros after preprocessing: nothing to factorise")
     n_max = min(n, ky * kx)
+    t = time.perf_counter()
+    op, fit_op, scales, stats, mode = data_operators(arr, weighting=weighting, memory=memory,
+                                                     client=client, bars=bars)
+    timings["load"] = time.perf_counter() - t
     say("preprocess", record)
-    scales = poisson_scales(X) if weighting == "poisson" else None
-    fit_op = InMemoryOperator(apply_scales(X, *scales)) if scales is not None else op
 
-    sweep = selection = None
+    sweep_res = selection = None
     if isinstance(k, str):
         if k != "auto":
             raise InputError(f"k must be 'auto' or an integer, got {k!r}")
@@ -222,15 +345,20 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
             raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
                              f"({n}) or pixels ({ky * kx})")
         t = time.perf_counter()
-        sweep = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales,
-                           max_iter=sweep_max_iter, tol=sweep_tol,
-                           init=init, l1_weights=l1_weights, l1_components=l1_components,
-                           ortho=sweep_ortho, scan_shape=(sy, sx),
-                           progress=lambda kk: say("sweep", kk))
+        with bars.bar("level one: k sweep", hi - lo + 1, "k") as b:
+            sweep_res = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales,
+                                   max_iter=sweep_max_iter, tol=sweep_tol, method=sweep,
+                                   init=init, l1_weights=l1_weights,
+                                   l1_components=l1_components,
+                                   ortho=sweep_ortho, scan_shape=(sy, sx),
+                                   progress=lambda kk: (b.update(1), say("sweep", kk)))
         timings["sweep"] = time.perf_counter() - t
+        for key, val in sweep_res.timings.items():
+            timings[f"sweep: {key}"] = val
         t = time.perf_counter()
-        selection = choose_k(sweep.fits, (sy, sx), (ky, kx), sweep.window, sweep.knee,
-                             losses=dict(zip(sweep.k.tolist(), sweep.loss.tolist())),
+        selection = choose_k(sweep_res.fits, (sy, sx), (ky, kx), sweep_res.window,
+                             sweep_res.knee,
+                             losses=dict(zip(sweep_res.k.tolist(), sweep_res.loss.tolist())),
                              criteria=criteria)
         timings["select"] = time.perf_counter() - t
         k_final = selection.k
@@ -240,45 +368,59 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
 
     t = time.perf_counter()
     start = None
-    if sweep is not None and k_final in sweep.fits:
-        prev = sweep.fits[k_final]
+    if sweep_res is not None and k_final in sweep_res.fits:
+        prev = sweep_res.fits[k_final]
         start = (prev.weights.T, prev.components) if scales is None else rescale(prev, *scales)
-    res = non_negative_factorization(fit_op, k_final, init=init, seed=seed, max_iter=max_iter,
-                                     tol=tol, l1_weights=l1_weights,
-                                     l1_components=l1_components, ortho=ortho,
-                                     scan_shape=(sy, sx), start=start)
+    with bars.bar(f"final fit (k = {k_final}, full data)", max_iter, "iter") as b:
+        res = non_negative_factorization(fit_op, k_final, init=init, seed=seed,
+                                         max_iter=max_iter, tol=tol, l1_weights=l1_weights,
+                                         l1_components=l1_components, ortho=ortho,
+                                         scan_shape=(sy, sx), start=start, device=device,
+                                         callback=lambda it, err: b.update(1))
     if scales is not None:
         res = unscale(res, *scales)
-    R2 = op.sq_residual(res.weights.T, res.components)
-    rel_error = float(np.sqrt(R2 / op.sq_norm())) if op.sq_norm() > 0 else 0.0
     timings["refine"] = time.perf_counter() - t
+    refine_iter_s = timings["refine"] / max(res.n_iter, 1)
     say("refine", res)
 
     t = time.perf_counter()
-    components = res.components.reshape(k_final, ky, kx)
-    weights = res.weights.T.reshape(k_final, sy, sx)
-    labels = cluster_map(weights)
-    background = detect_background(components)
-    ratio, partner = overlap_ratio(weights, background=background)
-    thr = np.asarray(thresholds, dtype=np.float32)
-    masks = overlap_masks(ratio, thr)
-    clusters = cluster_comparison(arr, components, weights, labels)
+    with bars.bar("maps + cluster means", 2 * len(getattr(op, "source", op).blocks)
+                  if hasattr(op, "source") else None, "block") as b:
+        if hasattr(op, "source"):
+            op.source.on_block = b.update
+        R2 = op.sq_residual(res.weights.T, res.components)
+        rel_error = float(np.sqrt(R2 / op.sq_norm())) if op.sq_norm() > 0 else 0.0
+        components = res.components.reshape(k_final, ky, kx)
+        weights = res.weights.T.reshape(k_final, sy, sx)
+        labels = cluster_map(weights)
+        background = detect_background(components)
+        ratio, partner = overlap_ratio(weights, background=background)
+        thr = np.asarray(thresholds, dtype=np.float32)
+        masks = overlap_masks(ratio, thr)
+        clusters = cluster_comparison_op(op, components, weights, labels)
+        if hasattr(op, "source"):
+            op.source.on_block = None
     timings["maps"] = time.perf_counter() - t
     params = {"k": k, "k_range": list(parse_k_range(k_range)) if k == "auto" else None,
               "k_range_requested": None if k_range_arg is None else str(k_range_arg),
               "seed": seed, "max_iter": max_iter, "tol": tol, "sweep_tol": sweep_tol,
               "sweep_max_iter": sweep_max_iter, "l1_weights": l1_weights,
               "l1_components": l1_components, "ortho": ortho, "sweep_ortho": sweep_ortho,
-              "init": init,
+              "init": init, "sweep": sweep,
               "weighting": weighting,
               "thresholds": [float(v) for v in thr],
               "criteria": vars(criteria or Criteria()),
+              "memory": None if memory is None else str(memory), "device": device,
               "preprocessing": vars(cfg) if hasattr(cfg, "__dict__") else str(cfg)}
+    extras = {"execution": {"mode": mode, "blocks": len(getattr(op, "source", op).blocks)
+                            if hasattr(op, "source") else 1,
+                            "refine_seconds_per_iteration": refine_iter_s,
+                            "client": None if client is None else str(getattr(client, "scheduler_info", lambda: {})().get("address", client))}}
     return Analysis(k=k_final, components=components.astype(np.float32),
                     weights=weights.astype(np.float32), labels=labels, ratio=ratio,
                     partner=partner, thresholds=thr, masks=masks, background=background,
-                    sweep=sweep, selection=selection, clusters=clusters, parameters=params,
+                    sweep=sweep_res, selection=selection, clusters=clusters, parameters=params,
                     preprocessing=record, timings=timings, n_iter=res.n_iter,
                     converged=res.converged, rel_error=rel_error,
-                    mean_pattern=arr.mean(axis=(0, 1)),
-                    virtual_image=arr.sum(axis=(2, 3), dtype=np.float64))
+                    mean_pattern=(stats["col_sums"] / n).reshape(ky, kx).astype(np.float32),
+                    virtual_image=stats["row_sums"].reshape(sy, sx), extras=extras)

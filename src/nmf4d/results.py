@@ -168,6 +168,11 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         tg = f.create_group("timings")
         for key, val in a.timings.items():
             tg.attrs[key] = float(val)
+        exe = (a.extras or {}).get("execution")
+        if exe:
+            eg = f.create_group("execution")
+            for key, val in exe.items():
+                eg.attrs[key] = "" if val is None else val
 
 
 def read_results(path) -> dict:

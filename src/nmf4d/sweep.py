@@ -10,6 +10,7 @@ from scipy.signal import argrelextrema
 from .errors import InputError
 from .nmf import NMFResult, non_negative_factorization, unscale
 from .nmf._estimator import _as_operator
+from .nmf._lowrank import LowRankOperator
 
 
 def knee_point(x, y, *, sensitivity: float = 1.0) -> int:
@@ -94,6 +95,7 @@ class SweepResult:
     knee: int = 0
     window: tuple = (0, 0)
     seconds: float = 0.0
+    timings: dict = field(default_factory=dict)
 
 
 def parse_k_range(text) -> tuple[int, int]:
@@ -114,13 +116,20 @@ def parse_k_range(text) -> tuple[int, int]:
     return lo, hi
 
 
+SWEEP_METHODS = ("sketch", "full")
+
+
 def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: float = 1e-5,
                init: str = "spa", scan_shape=None, progress=None, loss_op=None,
-               scales=None, **nmf_options) -> SweepResult:
+               scales=None, method: str = "sketch", oversample: int = 10,
+               power_iter: int = 2, **nmf_options) -> SweepResult:
     """Fit NMF for every k in ``k_range`` and record the K-component loss.
 
-    One seeded randomized sketch of the data is shared by every k (the SPA coordinates
-    or the SVD for NNDSVD), so the k fits differ only by k.
+    One seeded randomized sketch of the data is shared by every k, so the k fits differ
+    only by k. With ``method="sketch"`` (default) the fits are made on the compressed
+    data ``Q B`` (:mod:`nmf4d.nmf._lowrank`: rank ``max k + oversample``, from
+    ``2 + 2 * power_iter`` passes over the data) and only the losses are measured on the
+    full data, all k in one pass; ``method="full"`` fits every k on the full data.
 
     Parameters
     ----------
@@ -136,44 +145,61 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
         When X is a weighted copy of the data (see :mod:`nmf4d.nmf._weighting`), the
         operator over the original data and the ``(a, b)`` scales: fits are mapped back
         with ``unscale`` and the loss is measured on the original data.
+    method : {"sketch", "full"}
+    oversample, power_iter : int
+        Sketch rank above the largest k, and power iterations of the range finder.
 
     Returns
     -------
     SweepResult
+        ``loss`` and ``rel_error`` are measured on the full (original) data.
     """
     op = _as_operator(X)
     lo, hi = parse_k_range(k_range)
     n_max = min(op.shape)
     if hi > n_max:
         raise InputError(f"--k-range maximum {hi} exceeds the number of patterns/pixels ({n_max})")
+    if method not in SWEEP_METHODS:
+        raise InputError(f"sweep method {method!r} is not allowed: choose one of "
+                         + ", ".join(SWEEP_METHODS))
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
+    fit_op = op
+    if method == "sketch":
+        Q, B = op.qb(hi + oversample, n_iter=power_iter, rng=rng)
+        fit_op = LowRankOperator(Q, B)
+    t_sketch = time.perf_counter()
     coords = svd = None
     if init == "spa":
-        coords = op.normalised_coords(hi, rng=rng, scan_shape=scan_shape)
+        coords = fit_op.normalised_coords(hi, rng=rng, scan_shape=scan_shape)
     elif init in ("nndsvd", "nndsvda"):
-        svd = op.sketch(hi, rng=rng)
-    ks, losses, rel, iters, fits = [], [], [], [], {}
+        svd = fit_op.sketch(hi, rng=rng)
+    ks, iters, fits = [], [], {}
+    nmf_options.setdefault("inner", "auto")
     for k in range(lo, hi + 1):
-        nmf_options.setdefault("inner", "auto")
         res: NMFResult = non_negative_factorization(
-            op, k, init=init, seed=seed, max_iter=max_iter, tol=tol, coords=coords,
+            fit_op, k, init=init, seed=seed, max_iter=max_iter, tol=tol, coords=coords,
             svd=svd, **nmf_options)
         if scales is not None:
             res = unscale(res, *scales)
         fits[k] = res
         ks.append(k)
-        losses.append((loss_op or op).mean_abs_residual(res.weights.T, res.components))
-        rel.append(res.relative_error)
         iters.append(res.n_iter)
         if progress is not None:
             progress(k)
+    t_fits = time.perf_counter()
+    target = loss_op or op
+    abs_mean, sq = target.residuals([(fits[k].weights.T, fits[k].components) for k in ks])
+    sq_x = target.sq_norm()
+    rel = np.sqrt(sq / sq_x) if sq_x > 0 else np.zeros_like(sq)
     k_arr = np.array(ks, dtype=np.int32)
-    loss = np.array(losses, dtype=np.float64)
+    loss = np.asarray(abs_mean, dtype=np.float64)
     # A k-component fit can always match a (k-1)-component one (add an empty
     # component), so a loss above an earlier one is a poorer local solution, not a
     # property of the data: the knee is found on the running minimum.
     knee = knee_point(k_arr, np.minimum.accumulate(loss))
-    return SweepResult(k=k_arr, loss=loss, rel_error=np.array(rel), n_iter=np.array(iters),
+    return SweepResult(k=k_arr, loss=loss, rel_error=np.asarray(rel), n_iter=np.array(iters),
                        fits=fits, knee=knee, window=candidate_window(knee, lo, hi),
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0,
+                       timings={"sketch": t_sketch - t0, "fits": t_fits - t_sketch,
+                                "loss": time.perf_counter() - t_fits})

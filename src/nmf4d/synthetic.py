@@ -129,61 +129,44 @@ def _smooth_field(shape, rng, n_waves=3):
     return f / mx if mx > 0 else f
 
 
-def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: int = 5,
-                     vacuum: bool = True, vacuum_fraction: float = 0.15,
-                     overlap_width: float = 4.0, thickness_variation: float = 0.3,
-                     dose: float | None = 5000.0, spot_sigma: float = 1.0,
-                     min_angle_deg: float = 12.0, seed: int = 0,
-                     return_clean: bool = False, dtype=None):
-    """Make a synthetic polycrystal 4D-STEM scan with known ground truth.
+@dataclass
+class _Layout:
+    """Everything about a scan but its counts: patterns, contributions and truth labels."""
 
-    Parameters
-    ----------
-    scan_shape : (int, int)
-        (scan_y, scan_x).
-    pattern_shape : (int, int)
-        (ky, kx) detector pixels.
-    n_grains : int
-        Number of grains, each with a distinct orientation (>= 1).
-    vacuum : bool
-        Add a vacuum region (direct beam only) over about ``vacuum_fraction`` of the scan,
-        cut off one corner by a straight edge.
-    overlap_width : float
-        Width in scan pixels of the bands along grain boundaries where the two grains
-        overlap (an inclined boundary seen in projection): over the central half of a
-        band both grains contribute equally; over the outer quarters the share of the
-        neighbouring grain rises linearly from 0 to 1/2. 0 for sharp boundaries.
-    thickness_variation : float
-        Relative amplitude of the smooth thickness variation of the grains' intensity
-        (intensity factor in [1 - tv, 1 + tv]).
-    dose : float or None
-        Mean electron counts per pattern (at thickness factor 1) before Poisson noise;
-        None for noise-free expected counts.
-    spot_sigma : float
-        Spot size (Gaussian sigma, detector pixels).
-    min_angle_deg : float
-        Minimum in-plane rotation between any two grain lattices.
-    seed : int
-        Seed of every random choice.
-    return_clean : bool
-        Also store the noise-free expected counts in ``truth.clean``.
-    dtype : numpy dtype, optional
-        Output dtype; default uint16 counts (uint32 if the counts do not fit), float32
-        when ``dose`` is None.
+    patterns: np.ndarray      # (k_true, ky, kx) float64, each summing to 1
+    fractions: np.ndarray     # (k_true, sy, sx) float64, in units of the dose
+    labels: np.ndarray
+    secondary: np.ndarray
+    ratio: np.ndarray         # float64
+    k_true: int
+    vacuum_index: int
 
-    Returns
-    -------
-    data : ndarray of shape (scan_y, scan_x, ky, kx)
-    truth : SyntheticTruth
-    """
+    def truth(self, dose_val: float, clean=None) -> SyntheticTruth:
+        return SyntheticTruth(labels=self.labels, secondary=self.secondary,
+                              ratio=self.ratio.astype(np.float32),
+                              patterns=self.patterns.astype(np.float32),
+                              fractions=(self.fractions * dose_val).astype(np.float32),
+                              k_true=self.k_true, vacuum_index=self.vacuum_index, clean=clean)
+
+
+def _check_options(n_grains, dose, thickness_variation) -> None:
     if n_grains < 1:
         raise InputError(f"n_grains must be >= 1, got {n_grains}")
     if dose is not None and dose <= 0:
         raise InputError(f"dose must be > 0 or None, got {dose}")
     if not 0 <= thickness_variation < 1:
         raise InputError(f"thickness_variation must be in [0, 1), got {thickness_variation}")
+
+
+def _layout(scan_shape, pattern_shape, rng, *, n_grains: int = 5, vacuum: bool = True,
+            vacuum_fraction: float = 0.15, overlap_width: float = 4.0,
+            thickness_variation: float = 0.3, spot_sigma: float = 1.0,
+            min_angle_deg: float = 12.0) -> _Layout:
+    """Draw a scan's layout from ``rng`` (see `make_polycrystal` for the options).
+
+    Memory is O(n_grains x scan), never O(scan x pattern).
+    """
     sy, sx = scan_shape
-    rng = np.random.default_rng(seed)
 
     # Orientations: rotations at least min_angle apart (mod 180 deg).
     angles: list[float] = []
@@ -260,10 +243,6 @@ def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: i
         fractions[:, vac] = 0.0
         fractions[vacuum_index, vac] = 1.0
 
-    patterns = np.array(patterns)
-    dose_val = 1.0 if dose is None else float(dose)
-    clean = np.einsum("cyx,cij->yxij", fractions * dose_val, patterns)
-
     # Truth labels from the contributions.
     srt = np.sort(fractions, axis=0)
     arg = np.argsort(-fractions, axis=0, kind="stable")
@@ -272,7 +251,65 @@ def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: i
     ratio = np.where(top > 0, nxt / np.where(top > 0, top, 1), 0.0)
     secondary = np.where(nxt > 0, arg[1], -1).astype(np.int32) if k_true > 1 else \
         np.full((sy, sx), -1, np.int32)
+    return _Layout(patterns=np.array(patterns), fractions=fractions, labels=labels,
+                   secondary=secondary, ratio=ratio, k_true=k_true, vacuum_index=vacuum_index)
 
+
+def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: int = 5,
+                     vacuum: bool = True, vacuum_fraction: float = 0.15,
+                     overlap_width: float = 4.0, thickness_variation: float = 0.3,
+                     dose: float | None = 5000.0, spot_sigma: float = 1.0,
+                     min_angle_deg: float = 12.0, seed: int = 0,
+                     return_clean: bool = False, dtype=None):
+    """Make a synthetic polycrystal 4D-STEM scan with known ground truth.
+
+    Parameters
+    ----------
+    scan_shape : (int, int)
+        (scan_y, scan_x).
+    pattern_shape : (int, int)
+        (ky, kx) detector pixels.
+    n_grains : int
+        Number of grains, each with a distinct orientation (>= 1).
+    vacuum : bool
+        Add a vacuum region (direct beam only) over about ``vacuum_fraction`` of the scan,
+        cut off one corner by a straight edge.
+    overlap_width : float
+        Width in scan pixels of the bands along grain boundaries where the two grains
+        overlap (an inclined boundary seen in projection): over the central half of a
+        band both grains contribute equally; over the outer quarters the share of the
+        neighbouring grain rises linearly from 0 to 1/2. 0 for sharp boundaries.
+    thickness_variation : float
+        Relative amplitude of the smooth thickness variation of the grains' intensity
+        (intensity factor in [1 - tv, 1 + tv]).
+    dose : float or None
+        Mean electron counts per pattern (at thickness factor 1) before Poisson noise;
+        None for noise-free expected counts.
+    spot_sigma : float
+        Spot size (Gaussian sigma, detector pixels).
+    min_angle_deg : float
+        Minimum in-plane rotation between any two grain lattices.
+    seed : int
+        Seed of every random choice.
+    return_clean : bool
+        Also store the noise-free expected counts in ``truth.clean``.
+    dtype : numpy dtype, optional
+        Output dtype; default uint16 counts (uint32 if the counts do not fit), float32
+        when ``dose`` is None.
+
+    Returns
+    -------
+    data : ndarray of shape (scan_y, scan_x, ky, kx)
+    truth : SyntheticTruth
+    """
+    _check_options(n_grains, dose, thickness_variation)
+    rng = np.random.default_rng(seed)
+    lay = _layout(scan_shape, pattern_shape, rng, n_grains=n_grains, vacuum=vacuum,
+                  vacuum_fraction=vacuum_fraction, overlap_width=overlap_width,
+                  thickness_variation=thickness_variation, spot_sigma=spot_sigma,
+                  min_angle_deg=min_angle_deg)
+    dose_val = 1.0 if dose is None else float(dose)
+    clean = np.einsum("cyx,cij->yxij", lay.fractions * dose_val, lay.patterns)
     if dose is None:
         data = clean.astype(dtype or np.float32)
     else:
@@ -280,12 +317,142 @@ def make_polycrystal(scan_shape=(48, 48), pattern_shape=(64, 64), *, n_grains: i
         if dtype is None:
             dtype = np.uint16 if counts.max() < 2**16 else np.uint32
         data = counts.astype(dtype)
-    truth = SyntheticTruth(labels=labels, secondary=secondary, ratio=ratio.astype(np.float32),
-                           patterns=patterns.astype(np.float32),
-                           fractions=(fractions * dose_val).astype(np.float32),
-                           k_true=k_true, vacuum_index=vacuum_index,
-                           clean=clean.astype(np.float32) if return_clean else None)
-    return data, truth
+    return data, lay.truth(dose_val, clean.astype(np.float32) if return_clean else None)
+
+
+def write_polycrystal_zarr(path, scan_shape=(256, 256), pattern_shape=(128, 128), *,
+                           chunks=(8, 64), dtype="float32", overwrite: bool = False,
+                           progress: bool = False, **layout_options) -> SyntheticTruth:
+    """Write a synthetic polycrystal scan to a zarr array without holding it in memory.
+
+    The layout (patterns, grain map, bands, thickness, vacuum, truth) is exactly that of
+    `make_polycrystal` with the same options and seed; only the counting noise differs.
+    The data are made block by block over scan rows: for rows ``[b*cy, (b+1)*cy)`` the
+    expected counts come from that block's fractions and the patterns, and Poisson counts
+    are drawn by a generator seeded with ``SeedSequence(seed, spawn_key=(b,))`` (that is
+    ``SeedSequence(seed).spawn(n_blocks)[b]``), one chunk (``cy x cx`` positions) at a
+    time in x order. Memory therefore stays O(one chunk) on top of the O(k_true x scan)
+    layout. The noise (not the layout or truth) depends on ``chunks``: the same seed and
+    chunks give the same data.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Destination zarr store (a folder). Written under a hidden temporary name beside
+        it and renamed at the end, so it is either complete or absent.
+    scan_shape, pattern_shape : (int, int)
+        (scan_y, scan_x) and (ky, kx).
+    chunks : (int, int)
+        Scan-axis chunk shape (cy, cx); each chunk holds whole patterns, so the stored
+        chunk shape is ``(cy, cx, ky, kx)``. Clipped to the scan shape.
+    dtype : numpy dtype, default float32
+        Stored dtype. An integer dtype needs a dose and must hold every count.
+    overwrite : bool
+        Replace an existing ``path``; otherwise an existing path is refused.
+    progress : bool
+        Show a tqdm bar over row blocks (on stderr).
+    **layout_options
+        ``n_grains``, ``vacuum``, ``vacuum_fraction``, ``overlap_width``,
+        ``thickness_variation``, ``dose`` (None: write the expected counts, no noise),
+        ``spot_sigma``, ``min_angle_deg``, ``seed``; defaults as in `make_polycrystal`.
+        They, ``k_true``, ``vacuum_index`` and the chunking are stored in the array's
+        ``.attrs``.
+
+    Returns
+    -------
+    truth : SyntheticTruth
+        As from `make_polycrystal`, without ``clean``.
+    """
+    import os
+    import shutil
+    import sys
+    import uuid
+    from pathlib import Path
+
+    import zarr
+    from tqdm.auto import tqdm
+
+    from ._version import __version__
+    from .io._writers import _install
+
+    opts = dict(n_grains=5, vacuum=True, vacuum_fraction=0.15, overlap_width=4.0,
+                thickness_variation=0.3, dose=5000.0, spot_sigma=1.0, min_angle_deg=12.0,
+                seed=0)
+    unknown = sorted(set(layout_options) - set(opts))
+    if unknown:
+        raise TypeError(f"write_polycrystal_zarr got unexpected options {unknown}; "
+                        f"allowed: {sorted(opts)}")
+    opts.update(layout_options)
+    dose, seed = opts.pop("dose"), opts.pop("seed")
+    _check_options(opts["n_grains"], dose, opts["thickness_variation"])
+    sy, sx = (int(n) for n in scan_shape)
+    ky, kx = (int(n) for n in pattern_shape)
+    try:
+        cy, cx = (int(c) for c in chunks)
+    except (TypeError, ValueError):
+        cy = cx = 0
+    if cy < 1 or cx < 1 or len(tuple(chunks)) != 2:
+        raise InputError(f"chunks={chunks!r}: expected two positive integers (scan y, x)")
+    cy, cx = min(cy, sy), min(cx, sx)
+    dtype = np.dtype(dtype)
+    is_int = np.issubdtype(dtype, np.integer)
+    if not (is_int or np.issubdtype(dtype, np.floating)):
+        raise InputError(f"dtype={dtype}: expected an integer or floating dtype")
+    if is_int and dose is None:
+        raise InputError(f"dtype={dtype}: expected counts without noise (dose=None) "
+                         "need a floating dtype")
+    path = Path(path)
+    if os.path.lexists(path) and not overwrite:
+        raise InputError(f"{str(path)!r} exists: choose another path or pass overwrite=True")
+    parent = path.absolute().parent
+    if not parent.is_dir():
+        raise InputError(f"{str(path)!r}: folder {str(parent)!r} does not exist")
+
+    rng = np.random.default_rng(seed)
+    lay = _layout((sy, sx), (ky, kx), rng, **opts)
+    dose_val = 1.0 if dose is None else float(dose)
+    k = lay.k_true
+    pats = lay.patterns.reshape(k, ky * kx)
+    n_blocks = -(-sy // cy)
+    attrs = dict(generator="nmf4d.synthetic.write_polycrystal_zarr", nmf4d_version=__version__,
+                 k_true=int(k), vacuum_index=int(lay.vacuum_index), scan_shape=[sy, sx],
+                 pattern_shape=[ky, kx], chunks=[cy, cx], dtype=str(dtype), seed=int(seed),
+                 dose=None if dose is None else float(dose),
+                 noise_seeding="Poisson counts of scan-row block b (chunks[0] rows) drawn "
+                               "with default_rng(SeedSequence(seed, spawn_key=(b,))), "
+                               "chunk by chunk along x",
+                 **{key: (val.item() if isinstance(val, np.generic) else val)
+                    for key, val in opts.items()})
+
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
+    try:
+        out = zarr.open_array(str(tmp), mode="w", shape=(sy, sx, ky, kx),
+                              chunks=(cy, cx, ky, kx), dtype=dtype)
+        out.attrs.update(attrs)
+        for b in tqdm(range(n_blocks), desc="synthetic", unit="block", file=sys.stderr,
+                      disable=not progress):
+            r0, r1 = b * cy, min((b + 1) * cy, sy)
+            noise = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(b,)))
+            for c0 in range(0, sx, cx):
+                c1 = min(c0 + cx, sx)
+                fr = lay.fractions[:, r0:r1, c0:c1].reshape(k, -1) * dose_val
+                lam = np.maximum(fr.T @ pats, 0.0).reshape(r1 - r0, c1 - c0, ky, kx)
+                if dose is None:
+                    piece = lam.astype(dtype)
+                else:
+                    counts = noise.poisson(lam)
+                    del lam
+                    if is_int and counts.max() > np.iinfo(dtype).max:
+                        raise InputError(f"dtype={dtype}: counts up to {counts.max()} do "
+                                         "not fit; use a wider dtype or float32")
+                    piece = counts.astype(dtype)
+                    del counts
+                out[r0:r1, c0:c1] = piece
+        _install(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return lay.truth(dose_val)
 
 
 #: The decision suite: 12 scans with k_true from 3 to 12, varied dose (including noisy

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import InputError
 from ._hals import hals
 from ._init import nndsvd, spa_components
-from ._operator import InMemoryOperator
+from ._blocked import InMemoryOperator
 
 INITS = ("spa", "nndsvda", "nndsvd", "random")
 
@@ -101,7 +101,8 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
                                l1_components: float = 0.0, seed: int = 0,
                                normalize: bool = True, sort: bool = True,
                                ortho: float = 0.0, inner=1, svd=None, coords=None,
-                               scan_shape=None, start=None) -> NMFResult:
+                               scan_shape=None, start=None, device: str = "cpu",
+                               callback=None) -> NMFResult:
     """Factorise non-negative data ``X ~ W H`` with accelerated HALS.
 
     Objective: ``0.5 ||X - W H||_F^2 + l1_weights * sum(W) + l1_components * sum(H)``
@@ -151,6 +152,12 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         coordinates averaged over 3x3 scan neighbourhoods (robust to counting noise).
     start : tuple (Wt, H), optional
         Explicit starting factors, shapes (k, n) and (k, p); overrides ``init``.
+    device : {"cpu", "auto", "cuda", "cuda:N"}
+        Where the HALS iterations run: "cpu" (numpy, default) or a CUDA GPU through
+        torch (:mod:`nmf4d.nmf._torch`; needs the data in memory); "auto" takes the GPU
+        when torch sees one.
+    callback : callable, optional
+        ``callback(iteration, relative_error)`` after each iteration (progress bars).
 
     Returns
     -------
@@ -176,9 +183,22 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
     else:
         Wt, H = initialise(op, k, init=init, seed=seed, svd=svd, coords=coords,
                            scan_shape=scan_shape)
-    Wt, H, n_iter, history, converged = hals(
-        op, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
-        max_iter=max_iter, tol=tol, ortho=ortho, inner=inner)
+    dev = "cpu"
+    if device != "cpu":
+        from ._torch import resolve_device
+        dev = resolve_device(device)
+    if dev != "cpu":
+        from ._torch import hals_torch
+        if getattr(op, "X", None) is None or getattr(op, "scales", None) is not None:
+            raise InputError(f"--device {device}: the GPU engine needs the data in memory "
+                             "(it does not fit the --memory budget); use --device cpu")
+        Wt, H, n_iter, history, converged = hals_torch(
+            op.X, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
+            max_iter=max_iter, tol=tol, ortho=ortho, inner=inner, device=dev)
+    else:
+        Wt, H, n_iter, history, converged = hals(
+            op, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
+            max_iter=max_iter, tol=tol, ortho=ortho, inner=inner, callback=callback)
     if normalize:
         Wt, H = normalise_factors(Wt, H)
     if sort:

@@ -8,7 +8,8 @@ with X of shape (n_patterns, n_pixels), W of shape (n_patterns, k) (weights) and
 shape (k, n_pixels) (component patterns). The solver stores W transposed (``Wt``, shape
 (k, n)) so that every row update reads contiguous memory.
 
-Each outer iteration makes exactly two passes over X (``H @ X.T`` and ``Wt @ X``); the
+Each outer iteration makes two products with X (``H @ X.T`` and ``Wt @ X``), fused per
+row block so X is read once per iteration (see ``w_step``); the
 cheap k x k Gram matrices let each factor be swept several times per pass ("accelerated
 HALS", Gillis & Glineur 2012, Neural Computation 24(4)): the number of inner sweeps is
 bounded by the ratio of the cost of a pass over X to the cost of a sweep, and the inner
@@ -81,7 +82,7 @@ def _max_inner(m_this: int, m_other: int, k: int, alpha: float = 0.5, cap: int =
 
 def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
          l1_components: float = 0.0, max_iter: int = 500, tol: float = 1e-5,
-         min_iter: int = 5, ortho: float = 0.0, inner="auto"):
+         min_iter: int = 5, ortho: float = 0.0, inner="auto", callback=None):
     """Run accelerated HALS from (Wt, H) until the objective settles.
 
     Parameters
@@ -104,6 +105,8 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
         set, components are kept at unit sum each iteration (so the penalty has a fixed
         scale), the fit stops when their relative change falls below ``tol``, and the
         weights get a final unpenalised refit.
+    callback : callable, optional
+        Called as ``callback(iteration, relative_error)`` after each iteration.
 
     Returns
     -------
@@ -126,11 +129,9 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     converged = False
     it = 0
     for it in range(1, max_iter + 1):
-        A = op.x_ht(H)                                   # pass 1 over X
         mu = ortho * float(np.trace(HHt)) / k if ortho else 0.0
-        dec = _sweep(Wt, A, HHt, l1_weights, inner_w, ortho=mu)
-        WtW = Wt @ Wt.T
-        B = op.wt_x(Wt)                                  # pass 2 over X
+        # H @ X.T, the weight sweeps and Wt @ X, fused per block of X (one read of X)
+        Wt, B, WtW, dec = w_step(op, Wt, H, HHt, l1=l1_weights, inner=inner_w, mu=mu)
         H_prev = H.copy() if ortho else None
         dec += _sweep(H, B, WtW, l1_components, inner_h)
         if ortho:
@@ -146,6 +147,8 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
         quad = float(np.einsum("ij,ij->", WtW, HHt, dtype=np.float64))
         sq_res = max(sq_x - 2.0 * cross + quad, 0.0)
         history.append(float(np.sqrt(sq_res / sq_x)) if sq_x > 0 else 0.0)
+        if callback is not None:
+            callback(it, history[-1])
         f = 0.5 * sq_res
         if l1_weights:
             f += l1_weights * float(Wt.sum(dtype=np.float64))
@@ -163,5 +166,17 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
             converged = True
             break
     if ortho:
-        _sweep(Wt, op.x_ht(H), HHt, l1_weights, 50, eps=0.01)
+        Wt = w_step(op, Wt, H, HHt, l1=l1_weights, inner=50, eps=0.01, need_b=False)[0]
     return Wt, H, it, history, converged
+
+
+def w_step(op, Wt, H, HHt, *, l1=0.0, inner=1, mu=0.0, eps=0.1, need_b=True):
+    """Weight update and ``Wt @ X``: the operator's fused step, or two products.
+
+    Returns (Wt, B, WtW, dec) with B None when ``need_b`` is False.
+    """
+    if hasattr(op, "hals_w_step"):
+        return op.hals_w_step(Wt, H, HHt, l1=l1, inner=inner, mu=mu, eps=eps, need_b=need_b)
+    Wt = np.array(Wt, copy=True)
+    dec = _sweep(Wt, op.x_ht(H), HHt, l1, inner, eps=eps, ortho=mu)
+    return Wt, (op.wt_x(Wt) if need_b else None), Wt @ Wt.T, dec

@@ -31,8 +31,13 @@ def poisson_scales(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     b : ndarray of shape (p,)
         ``1/sqrt(column mean)`` (1 where the column mean is 0).
     """
-    rows = X.sum(axis=1, dtype=np.float64)
-    cols = X.mean(axis=0, dtype=np.float64)
+    return scales_from_sums(X.sum(axis=1, dtype=np.float64), X.mean(axis=0, dtype=np.float64))
+
+
+def scales_from_sums(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`poisson_scales` from the row sums (n,) and column means (p,) of X."""
+    rows = np.asarray(rows, dtype=np.float64)
+    cols = np.asarray(cols, dtype=np.float64)
     a = np.ones_like(rows)
     b = np.ones_like(cols)
     a[rows > 0] = 1.0 / np.sqrt(rows[rows > 0])

@@ -26,7 +26,20 @@ SECTIONS = [("dataset", "1. Dataset"), ("level-one", "2. Level one: K-component 
 FIGURE_NAMES = ["dataset", "level_one_loss", "level_two_ssim", "level_two_psnr",
                 "level_two_gmsd", "level_two_mdsi", "level_two_scores", "cluster_map",
                 "components", "weights", "overlap", "raw_vs_nmf"]
-TIMING_ORDER = ["load", "preprocess", "sweep", "select", "refine", "maps", "write"]
+TIMING_ORDER = ["preprocess", "load", "sweep", "select", "refine", "maps", "write"]
+
+
+def _timing_rows(timings: dict) -> list:
+    """(stage, seconds) rows in pipeline order; parts ("sweep: sketch") under their stage."""
+    def order(key):
+        stage, _, part = key.partition(": ")
+        return (TIMING_ORDER.index(stage) if stage in TIMING_ORDER else 99, stage, part != "", part)
+    rows = []
+    for key in sorted(timings, key=order):
+        stage, _, part = key.partition(": ")
+        label = f"\u2003{part}" if part else key
+        rows.append((label, f"{float(timings[key]):.2f} s"))
+    return rows
 DISPLAY_PX_PER_INCH = 120   # figures a little larger than print size: readable on a laptop
 
 
@@ -337,9 +350,10 @@ def _context(r: dict, out_dir: Path, figs: _Figures) -> dict:
         "background": bg, "clusters": clusters, "overlap": overlap, "have_cmp": have_cmp,
         "seed": params.get("seed", "—"), "command": repeat_command(attrs, params),
         "parameters": _flatten(params), "versions": _flatten(versions),
-        "timings": [(key, f"{float(timings[key]):.2f} s") for key in sorted(
-            timings, key=lambda t: (TIMING_ORDER.index(t) if t in TIMING_ORDER else 99, t))],
-        "total_time": f"{sum(float(v) for v in timings.values()):.1f} s" if timings else "—",
+        "timings": _timing_rows(timings),
+        "execution": _flatten(r.get("execution@attrs", {}) or {}),
+        "total_time": f"{sum(float(v) for key, v in timings.items() if ':' not in key):.1f} s"
+        if timings else "—",
         "fit": fit, "k_param": params.get("k", "auto"),
     }
 

@@ -1,0 +1,411 @@
+"""The data operator over row blocks, and the executors that run its kernels.
+
+:class:`BlockOperator` implements every data access the NMF solver, the k sweep and the
+maps need (``x_ht``, ``wt_x``, fused HALS steps, the range finder, residuals, ...) as
+per-block kernels (:mod:`._kernels`) combined over the row blocks of ``X``. *Where* the
+blocks live and *who* runs the kernels is the source's business:
+
+- :class:`NumpySource`: a matrix in memory, kernels run one block after another (BLAS
+  uses every core inside each product);
+- :class:`DaskSource`: a dask array chunked along rows (lazy file, or persisted on a
+  cluster), kernels run as dask tasks on the threaded scheduler or on a
+  ``dask.distributed`` client; blocks are read, used and dropped, so memory stays at a
+  few blocks however large the data.
+
+The results do not depend on the source: the kernels, the blocks and the order in which
+block results are combined are the same.
+"""
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+
+from . import _kernels as K
+from ._operator import smooth_scan
+
+#: Default row-block size for in-memory data: 8M elements (32 MB of float32).
+BLOCK_ELEMENTS = 2**23
+
+
+def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) row ranges of at most ``rows`` rows covering 0..n."""
+    rows = max(1, int(rows))
+    return [(s, min(n, s + rows)) for s in range(0, n, rows)]
+
+
+class NumpySource:
+    """Row blocks of an in-memory matrix (ndarray of shape (n, p)), run serially."""
+
+    kind = "memory"
+
+    def __init__(self, X: np.ndarray, *, block_rows: int | None = None):
+        self.X = X
+        self.shape = X.shape
+        self.dtype = X.dtype
+        rows = block_rows or max(1, BLOCK_ELEMENTS // max(X.shape[1], 1))
+        self.blocks = row_blocks(X.shape[0], rows)
+
+    on_block = None  # called after each block (progress bars)
+
+    def map(self, kernel, per_block=None, shared=()):
+        """``[kernel(X[block], *per_block[i], *shared) for each block]``."""
+        out = []
+        for i, (s, e) in enumerate(self.blocks):
+            extra = per_block[i] if per_block is not None else ()
+            out.append(kernel(self.X[s:e], *extra, *shared))
+            if self.on_block is not None:
+                self.on_block()
+        return out
+
+
+class DaskSource:
+    """Row blocks of a dask array (n, p) chunked along rows only, run as dask tasks.
+
+    Parameters
+    ----------
+    X : dask array of shape (n, p)
+        Rechunked here so each chunk holds whole rows.
+    block_rows : int, optional
+        Rows per block (default: keep the array's row chunks).
+    scheduler : str or None
+        Passed to ``dask.compute``: None uses the active ``dask.distributed`` client (or
+        dask's default), "threads" the local threaded scheduler.
+    num_workers : int, optional
+        Threads of the threaded scheduler.
+    """
+
+    kind = "dask"
+
+    def __init__(self, X, *, block_rows: int | None = None, scheduler=None,
+                 num_workers: int | None = None):
+        import dask.array as da
+
+        if block_rows:
+            X = X.rechunk({0: int(block_rows), 1: -1})
+        elif len(X.chunks[1]) > 1:
+            X = X.rechunk({1: -1})
+        self.X = X
+        self.shape = tuple(int(s) for s in X.shape)
+        self.dtype = np.dtype(X.dtype) if X.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+        stops = np.cumsum((0,) + tuple(X.chunks[0]))
+        self.blocks = [(int(a), int(b)) for a, b in zip(stops[:-1], stops[1:])]
+        self._delayed = list(X.to_delayed().ravel())
+        self.scheduler = scheduler
+        self.num_workers = num_workers
+        self._da = da
+
+    def map(self, kernel, per_block=None, shared=()):
+        from dask import delayed
+
+        shared_d = tuple(delayed(s, pure=True) if isinstance(s, np.ndarray) else s
+                         for s in shared)
+        tasks = []
+        for i, blk in enumerate(self._delayed):
+            extra = per_block[i] if per_block is not None else ()
+            tasks.append(delayed(kernel, pure=True)(blk, *extra, *shared_d))
+        return self._compute(tasks)
+
+    on_block = None  # called after each block (progress bars)
+
+    def _compute(self, tasks):
+        import dask
+
+        client = _active_client() if self.scheduler is None else None
+        if client is not None:
+            from distributed import as_completed
+            futures = client.compute(tasks)
+            for _ in as_completed(futures):
+                if self.on_block is not None:
+                    self.on_block()
+            return client.gather(futures)
+        kwargs = {"scheduler": self.scheduler or "threads"}
+        if self.num_workers:
+            kwargs["num_workers"] = self.num_workers
+        # Parallel tasks each running multi-threaded BLAS would oversubscribe the cores.
+        from threadpoolctl import threadpool_limits
+        with ExitStack() as stack:
+            stack.enter_context(threadpool_limits(1))
+            if self.on_block is not None:
+                stack.enter_context(_BlockCounter(self.on_block, {t.key for t in tasks}))
+            return list(dask.compute(*tasks, **kwargs))
+
+
+def _active_client():
+    """The default dask.distributed client, or None."""
+    try:
+        from distributed import default_client
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+class _BlockCounter:
+    """Dask scheduler callback: calls ``hook()`` when one of ``keys`` finishes."""
+
+    def __new__(cls, hook, keys):
+        from dask.callbacks import Callback
+
+        class Counter(Callback):
+            def _posttask(self, key, result, dsk, state, id):
+                if key in keys:
+                    hook()
+        return Counter()
+
+
+def _sum(parts):
+    total = parts[0]
+    for p in parts[1:]:
+        total = total + p
+    return total
+
+
+class BlockOperator:
+    """Data operator over the row blocks of X, optionally weighted ``diag(a) X diag(b)``.
+
+    Parameters
+    ----------
+    source : NumpySource or DaskSource
+    scales : (a, b), optional
+        Row factors of shape (n,) and column factors of shape (p,) applied on the fly.
+    """
+
+    def __init__(self, source, *, scales=None):
+        self.source = source
+        self.shape = source.shape
+        self.dtype = source.dtype
+        self.scales = scales
+        self._cache: dict = {}
+
+    # -- helpers ---------------------------------------------------------------
+    def _rows(self, extra_r=None):
+        """Per-block row factors (a times ``extra_r``), or None."""
+        a = None if self.scales is None else self.scales[0]
+        if extra_r is not None:
+            a = extra_r if a is None else a * extra_r
+        if a is None:
+            return [None] * len(self.source.blocks)
+        return [a[s:e] for s, e in self.source.blocks]
+
+    def _col(self):
+        return None if self.scales is None else self.scales[1]
+
+    def _map(self, kernel, per_block, shared=(), extra_r=None):
+        """Run ``kernel(X_block, *per_block[i], *shared, r_block, c)`` over every block."""
+        rows = self._rows(extra_r)
+        per = [tuple(per_block[i]) if per_block is not None else () for i in range(len(rows))]
+        return self.source.map(_Call(kernel, len(shared)),
+                               [per[i] + (rows[i],) for i in range(len(rows))],
+                               tuple(shared) + (self._col(),))
+
+    def _split(self, Wt):
+        return [Wt[:, s:e] for s, e in self.source.blocks]
+
+    # -- statistics ------------------------------------------------------------
+    def stats(self) -> dict:
+        """Row sums, column sums, squared norm and bad-value counts of the unweighted data."""
+        if "stats" not in self._cache:
+            parts = self.source.map(K.stats, [(s,) for s, _ in self.source.blocks])
+            out = {"row_sums": np.concatenate([p["row_sums"] for p in parts]),
+                   "col_sums": _sum([p["col_sums"] for p in parts]),
+                   "sq": float(sum(p["sq"] for p in parts)),
+                   "n_bad": sum(p["n_bad"] for p in parts),
+                   "bad_rows": np.concatenate([p["bad_rows"] for p in parts]).astype(int),
+                   "n_neg": sum(p["n_neg"] for p in parts),
+                   "neg_rows": np.concatenate([p["neg_rows"] for p in parts]).astype(int),
+                   "min": min(p["min"] for p in parts)}
+            self._cache["stats"] = out
+        return self._cache["stats"]
+
+    def sq_norm(self) -> float:
+        """``||X||_F^2`` (of the weighted data when scaled), float64."""
+        if "sq" not in self._cache:
+            if self.scales is None:
+                self._cache["sq"] = self.stats()["sq"]
+            else:
+                self._cache["sq"] = float(sum(self._map(K.sq_norm, None)))
+        return self._cache["sq"]
+
+    def row_sums(self) -> np.ndarray:
+        """Total intensity of each (weighted) pattern, ndarray of shape (n,), float64."""
+        if "rows" not in self._cache:
+            if self.scales is None:
+                self._cache["rows"] = self.stats()["row_sums"]
+            else:
+                self._cache["rows"] = np.concatenate(self._map(K.row_sums, None))
+        return self._cache["rows"]
+
+    def mean(self) -> float:
+        return float(self.row_sums().sum() / (self.shape[0] * self.shape[1]))
+
+    def _divisors(self) -> np.ndarray:
+        s = self.row_sums().copy()
+        s[s <= 0] = 1.0
+        return s
+
+    # -- products ----------------------------------------------------------------
+    def x_ht(self, H: np.ndarray) -> np.ndarray:
+        """``H @ X.T``, ndarray of shape (k, n)."""
+        return np.concatenate(self._map(K.x_ht, None, (H,)), axis=1)
+
+    def wt_x(self, Wt: np.ndarray) -> np.ndarray:
+        """``Wt @ X``, ndarray of shape (k, p)."""
+        return _sum(self._map(K.wt_x, [(w,) for w in self._split(Wt)]))
+
+    def hals_w_step(self, Wt, H, HHt, *, l1: float = 0.0, inner: int = 1, mu: float = 0.0,
+                    eps: float = 0.1, need_b: bool = True):
+        """Fused HALS weight update and ``Wt @ X`` in one read of each block.
+
+        Returns (Wt, B, WtW, dec); see :func:`._kernels.hals_w_step`.
+        """
+        parts = self._map(K.hals_w_step, [(w,) for w in self._split(Wt)],
+                          (H, HHt, float(l1), int(inner), float(mu), float(eps), bool(need_b)))
+        Wt_new = np.concatenate([p[0] for p in parts], axis=1)
+        B = _sum([p[1] for p in parts]) if need_b else None
+        WtW = _sum([p[2] for p in parts])
+        dec = float(sum(p[3] for p in parts))
+        return Wt_new, B, WtW, dec
+
+    def residuals(self, fits):
+        """Mean absolute and total squared residual of each (Wt, H) in ``fits``, in one
+        pass over X: ``mean |X - Wt.T @ H|`` (n_fits,) and ``||X - Wt.T @ H||^2`` (n_fits,)."""
+        per = [([(Wt[:, s:e], H) for Wt, H in fits],) for s, e in self.source.blocks]
+        tot = _sum(self._map(K.residuals, per))
+        return tot[:, 0] / (self.shape[0] * self.shape[1]), tot[:, 1]
+
+    def mean_abs_residual(self, Wt, H) -> float:
+        return float(self.residuals([(Wt, H)])[0][0])
+
+    def sq_residual(self, Wt, H) -> float:
+        """``||X - Wt.T @ H||_F^2`` in float64."""
+        return float(sum(self._map(K.sq_residual, [(w,) for w in self._split(Wt)], (H,))))
+
+    # -- sketches ------------------------------------------------------------------
+    def qb(self, l: int, *, n_iter: int = 2, rng: np.random.Generator, row_factor=None):
+        """Randomized range finder ``X ~ Q B`` (Halko et al. 2011, alg. 4.4).
+
+        ``2 + 2 * n_iter`` passes over X. Returns Q (n, l) with orthonormal columns and
+        B = Q.T X (l, p), both float64. ``row_factor`` (n,) multiplies the rows first.
+        """
+        n, p = self.shape
+        l = int(min(l, n, p))
+        Omega = rng.standard_normal((p, l)).astype(np.float32)
+        Y = np.concatenate(self._map(K.right_product, None, (Omega,), extra_r=row_factor))
+        Q, _ = np.linalg.qr(Y.astype(np.float64))
+        for _ in range(n_iter):
+            Z = self._map(K.wt_x, [(Q[s:e].T.astype(np.float32),) for s, e in self.source.blocks],
+                          extra_r=row_factor)
+            Z, _ = np.linalg.qr(_sum(Z).T.astype(np.float64))
+            Y = np.concatenate(self._map(K.right_product, None, (Z.astype(np.float32),),
+                                         extra_r=row_factor))
+            Q, _ = np.linalg.qr(Y.astype(np.float64))
+        B = _sum(self._map(K.wt_x, [(Q[s:e].T.astype(np.float32),) for s, e in self.source.blocks],
+                           extra_r=row_factor)).astype(np.float64)
+        return Q, B
+
+    def sketch(self, n_components: int, *, n_oversamples: int = 10, n_iter: int = 4,
+               rng: np.random.Generator):
+        """Randomized truncated SVD ``X ~ U S Vt``: U (n, r), S (r,), Vt (r, p)."""
+        Q, B = self.qb(n_components + n_oversamples, n_iter=n_iter, rng=rng)
+        Ub, S, Vt = np.linalg.svd(B, full_matrices=False)
+        r = min(n_components, S.size)
+        return (Q @ Ub)[:, :r], S[:r], Vt[:r]
+
+    def normalised_coords(self, r: int, *, rng: np.random.Generator, scan_shape=None):
+        """Coordinates (n, r) of the sum-normalised patterns in their top-r SVD subspace."""
+        Q, B = self.qb(r + 10, n_iter=4, rng=rng, row_factor=1.0 / self._divisors())
+        Ub, S, _ = np.linalg.svd(B, full_matrices=False)
+        coords = (Q @ Ub[:, :r]) * S[:r]
+        return coords if scan_shape is None else smooth_scan(coords, scan_shape)
+
+    def take_rows(self, idx) -> np.ndarray:
+        """Rows ``idx`` of the (weighted) data, ndarray of shape (len(idx), p)."""
+        idx = np.asarray(idx, dtype=np.int64)
+        out = np.empty((idx.size, self.shape[1]), dtype=self.dtype)
+        per, where = [], []
+        for s, e in self.source.blocks:
+            sel = np.flatnonzero((idx >= s) & (idx < e))
+            where.append(sel)
+            per.append((idx[sel] - s,))
+        keep = [i for i, w in enumerate(where) if w.size]
+        if not keep:
+            return out
+        sub = _Subset(self, keep)
+        parts = sub.map(K.take_rows, [per[i] for i in keep])
+        for i, part in zip(keep, parts):
+            out[where[i]] = part
+        return out
+
+    def mean_normalised_rows(self, groups) -> np.ndarray:
+        """Mean of the sum-normalised rows in each index array, shape (len(groups), p)."""
+        s = self._divisors()
+        allidx = np.unique(np.concatenate([np.asarray(g) for g in groups]))
+        rows = self.take_rows(allidx)
+        pos = {int(v): i for i, v in enumerate(allidx)}
+        out = np.empty((len(groups), self.shape[1]), dtype=self.dtype)
+        for g, idx in enumerate(groups):
+            sel = [pos[int(v)] for v in np.asarray(idx)]
+            out[g] = (rows[sel] / s[np.asarray(idx), None]).mean(axis=0)
+        return out
+
+    def label_means(self, labels: np.ndarray, k: int) -> np.ndarray:
+        """Mean (weighted) row of each label 0..k-1, ndarray of shape (k, p), float64."""
+        labels = np.asarray(labels).ravel()
+        sums = _sum(self._map(K.label_sums, [(labels[s:e], k) for s, e in self.source.blocks]))
+        count = np.bincount(labels, minlength=k)[:k]
+        return sums / np.maximum(count, 1)[:, None]
+
+
+class _Call:
+    """Picklable adaptor: ``kernel(X, *per_block, *shared, r, c)`` from the source's call
+    ``(X, *per_block, r, *shared, c)``."""
+
+    def __init__(self, kernel, n_shared: int):
+        self.kernel = kernel
+        self.n_shared = n_shared
+
+    def __call__(self, X, *args):
+        *per, r = args[:len(args) - self.n_shared - 1]
+        shared = args[len(args) - self.n_shared - 1:-1]
+        c = args[-1]
+        return self.kernel(X, *per, *shared, r, c)
+
+
+class _Subset:
+    """The blocks ``keep`` of an operator's source (to read only the blocks needed)."""
+
+    def __init__(self, op: BlockOperator, keep):
+        self.op, self.keep = op, keep
+
+    def map(self, kernel, per_block):
+        src = self.op.source
+        rows = self.op._rows()
+        c = self.op._col()
+        if isinstance(src, NumpySource):
+            out = []
+            for i, pb in zip(self.keep, per_block):
+                s, e = src.blocks[i]
+                out.append(kernel(src.X[s:e], *pb, rows[i], c))
+            return out
+        from dask import delayed
+        tasks = [delayed(kernel, pure=True)(src._delayed[i], *pb, rows[i], c)
+                 for i, pb in zip(self.keep, per_block)]
+        return list(src._compute(tasks))
+
+
+class InMemoryOperator(BlockOperator):
+    """Operator over a numpy matrix held in memory (row blocks run serially).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_patterns, n_pixels)
+        Non-negative data, float32 or float64 (kept as given).
+    block_rows : int, optional
+        Rows per block (default: 32 MB of float32 per block).
+    scales : (a, b), optional
+        Weighting applied on the fly (see :class:`BlockOperator`).
+    """
+
+    def __init__(self, X: np.ndarray, *, block_rows: int | None = None, scales=None):
+        super().__init__(NumpySource(X, block_rows=block_rows), scales=scales)
+        self.X = X
