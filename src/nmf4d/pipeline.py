@@ -181,7 +181,10 @@ def data_operators(arr, *, weighting: str = "poisson", memory=None, client=None,
     lazy = not isinstance(arr, np.ndarray)
     if client is not None:
         import dask.array as da
-        rows = max(1, block_rows(p, budget, n_workers=2) // sx)
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        # at least two blocks per worker, so every worker computes
+        rows = max(1, min(block_rows(p, budget, n_workers=n_workers) // sx,
+                          -(-sy // (2 * n_workers))))
         x4 = arr if lazy else da.from_array(arr, chunks=(rows, sx, ky, kx))
         x = x4.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
         if nbytes <= budget:

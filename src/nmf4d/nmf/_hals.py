@@ -74,9 +74,15 @@ def _sweep(F: np.ndarray, A: np.ndarray, G: np.ndarray, l1: float, max_inner: in
     return decrease
 
 
-def _max_inner(m_this: int, m_other: int, k: int, alpha: float = 0.5, cap: int = 30) -> int:
-    """Gillis & Glineur's bound: 1 + alpha * (cost of a data pass / cost of a sweep)."""
-    rho = 1.0 + (m_this * m_other + m_other * k) / (m_this * (k + 1.0))
+def _max_inner(m_this: int, m_other: int, k: int, alpha: float = 0.5, cap: int = 30,
+               pass_cost: float | None = None) -> int:
+    """Gillis & Glineur's bound: 1 + alpha * (cost of a data pass / cost of a sweep).
+
+    ``pass_cost`` is the cost of one product with the data per component (``n p`` for
+    the full matrix, ``(n + p) l`` for a rank-l sketch).
+    """
+    cost = m_this * m_other if pass_cost is None else pass_cost
+    rho = 1.0 + (cost + m_other * k) / (m_this * (k + 1.0))
     return int(max(1, min(cap, np.floor(1.0 + alpha * rho))))
 
 
@@ -121,7 +127,8 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     p = H.shape[1]
     sq_x = op.sq_norm()
     if inner == "auto":
-        inner_w, inner_h = _max_inner(n, p, k), _max_inner(p, n, k)
+        cost = getattr(op, "pass_cost", None)
+        inner_w, inner_h = _max_inner(n, p, k, pass_cost=cost), _max_inner(p, n, k, pass_cost=cost)
     else:
         inner_w = inner_h = max(1, int(inner))
     HHt = H @ H.T

@@ -100,16 +100,35 @@ def hals_w_step(X, Wt, H, HHt, l1: float, inner: int, mu: float, eps: float,
     return Wt, B, Wt @ Wt.T, dec
 
 
+#: Rows per cache block in :func:`residuals`: a (rows, p) residual of a few MB stays in
+#: cache while every fit is subtracted from the same rows of X.
+_CACHE_ROWS_BYTES = 2**21
+
+
 def residuals(X, fits, r=None, c=None) -> np.ndarray:
     """``sum |R|`` and ``sum R^2`` of ``R = X - Wt.T @ H`` for each (Wt block, H) in
-    ``fits``: one read of the block for all fits. Returns ndarray of shape (len(fits), 2)."""
+    ``fits``: one read of the block for all fits. Returns ndarray of shape (len(fits), 2).
+
+    Cache-blocked: a few rows at a time, every fit's residual is formed while those rows
+    are in cache, so the (m, p) residuals are never written to main memory.
+    """
     Xs = prepare(X, r, c)
-    out = np.empty((len(fits), 2), dtype=np.float64)
-    for i, (Wt, H) in enumerate(fits):
-        R = Xs - Wt.T.astype(Xs.dtype, copy=False) @ H.astype(Xs.dtype, copy=False)
-        out[i, 1] = float(np.einsum("ij,ij->", R, R, dtype=np.float64))
-        np.abs(R, out=R)
-        out[i, 0] = R.sum(dtype=np.float64)
+    m, p = Xs.shape
+    step = max(1, _CACHE_ROWS_BYTES // max(1, p * Xs.itemsize))
+    out = np.zeros((len(fits), 2), dtype=np.float64)
+    Ws = [Wt.T.astype(Xs.dtype) for Wt, _ in fits]
+    Hs = [np.ascontiguousarray(H, dtype=Xs.dtype) for _, H in fits]
+    R = np.empty((min(step, m), p), dtype=Xs.dtype)
+    for s in range(0, m, step):
+        e = min(m, s + step)
+        Xb = Xs[s:e]
+        Rb = R[:e - s]
+        for i, (W, H) in enumerate(zip(Ws, Hs)):
+            np.matmul(W[s:e], H, out=Rb)
+            np.subtract(Xb, Rb, out=Rb)
+            out[i, 1] += float(np.einsum("ij,ij->", Rb, Rb, dtype=np.float64))
+            np.abs(Rb, out=Rb)
+            out[i, 0] += float(Rb.sum(dtype=np.float64))
     return out
 
 

@@ -38,6 +38,8 @@ class LowRankOperator:
         self.shape = (Q.shape[0], B.shape[1])
         self.dtype = np.dtype(np.float32)
         self.rank = Q.shape[1]
+        #: cost of one product with the data per component (accelerated HALS' inner bound)
+        self.pass_cost = float((self.shape[0] + self.shape[1]) * self.rank)
         self._sq = float(np.einsum("ij,ij->", B.astype(np.float64), B.astype(np.float64)))
         self._rows = Q.astype(np.float64) @ B.astype(np.float64).sum(axis=1)
 
