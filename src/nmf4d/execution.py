@@ -68,8 +68,9 @@ def block_rows(n_pixels: int, budget: int, *, n_workers: int = 1, itemsize: int 
 class Progress:
     """tqdm bars on stderr for the stages of an analysis; silent when disabled."""
 
-    def __init__(self, enabled: bool = True):
+    def __init__(self, enabled: bool = True, *, tty_only: bool = True):
         self.enabled = enabled
+        self.tty_only = tty_only
 
     @contextmanager
     def bar(self, desc: str, total: int | None, unit: str = "it"):
@@ -77,8 +78,13 @@ class Progress:
             yield _Null()
             return
         from tqdm.auto import tqdm
-        with tqdm(total=total, desc=desc, unit=unit, leave=True, dynamic_ncols=True) as t:
+        # disable=None: bars on a terminal only, so logs and pipes get no control codes
+        with tqdm(total=total, desc=desc, unit=unit, leave=True, dynamic_ncols=True,
+                  disable=None if self.tty_only else False) as t:
             yield t
+            if total is not None and t.n < total and not t.disable:
+                t.total = t.n      # stopped early (converged): show the count reached
+                t.refresh()
 
 
 class _Null:
