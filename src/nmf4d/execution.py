@@ -98,7 +98,9 @@ class _Null:
 def start_client(*, scheduler: str | None = None, workers: int | None = None):
     """A ``dask.distributed`` client: connect to ``scheduler`` or start ``workers`` local
     worker processes (one thread each). Returns (client, cluster or None)."""
-    if scheduler is None and not workers:
+    if workers is not None and int(workers) < 1:
+        raise InputError(f"--workers must be >= 1, got {workers}")
+    if scheduler is None and workers is None:
         return None, None
     try:
         from dask.distributed import Client, LocalCluster
@@ -112,8 +114,6 @@ def start_client(*, scheduler: str | None = None, workers: int | None = None):
             return Client(scheduler, timeout="10s"), None
         except (OSError, TimeoutError) as e:
             raise InputError(f"--scheduler {scheduler}: cannot connect ({e})") from None
-    if int(workers) < 1:
-        raise InputError(f"--workers must be >= 1, got {workers}")
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                            dashboard_address=None)
     return Client(cluster), cluster
