@@ -117,3 +117,106 @@ def start_client(*, scheduler: str | None = None, workers: int | None = None):
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                            dashboard_address=None)
     return Client(cluster), cluster
+
+
+def _bad_values(st: dict, scan_shape, name: str = "data") -> None:
+    """Raise like :func:`nmf4d.preprocess.check_values` from a statistics pass."""
+    for n, rows, what, extra in ((st["n_bad"], st["bad_rows"], "NaN/inf", ""),
+                                 (st["n_neg"], st["neg_rows"], "negative",
+                                  f"; minimum value {st['min']:g} (NMF needs >= 0)")):
+        if n:
+            pos = tuple(int(i) for i in np.unravel_index(int(rows[0]), scan_shape))
+            raise InputError(f"{name} contains {int(n)} {what} value(s) in {len(rows)} "
+                             f"pattern(s); first at scan position {pos}{extra}")
+
+
+def data_operators(arr, *, weighting: str = "poisson", memory=None, client=None,
+                   bars: Progress | None = None):
+    """Operators over the preprocessed data, chosen for the memory budget and executor.
+
+    Parameters
+    ----------
+    arr : ndarray or dask array of shape (scan_y, scan_x, ky, kx)
+    weighting : {"poisson", "none"}
+    memory : int or str, optional
+        Budget in bytes (or '2GB'); default half the physical memory.
+    client : dask.distributed.Client, optional
+
+    Returns
+    -------
+    op : operator over the data (original units)
+    fit_op : operator over the weighted data (``op`` when weighting is "none")
+    scales : (a, b) or None
+    stats : dict (row sums, column sums, ...)
+    mode : str, "memory", "memory+weighted-on-the-fly", "stream" or "distributed"
+    """
+    from .nmf._blocked import BlockOperator, DaskSource, InMemoryOperator
+    from .nmf._weighting import apply_scales, scales_from_sums
+
+    bars = bars or Progress(False)
+    budget = parse_memory(memory)
+    sy, sx, ky, kx = arr.shape
+    n, p = sy * sx, ky * kx
+    nbytes = n * p * 4
+    lazy = not isinstance(arr, np.ndarray)
+    if client is not None:
+        import dask.array as da
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        # at least two blocks per worker, so every worker computes
+        rows = max(1, min(block_rows(p, budget, n_workers=n_workers) // sx,
+                          -(-sy // (2 * n_workers))))
+        x4 = arr if lazy else da.from_array(arr, chunks=(rows, sx, ky, kx))
+        x = x4.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
+        if nbytes <= budget:
+            x = client.persist(x)
+        src = DaskSource(x)
+        mode = "distributed"
+    elif lazy and nbytes > budget // 2:
+        import os
+        workers = max(1, min(os.cpu_count() or 1, 4))
+        rows = max(1, block_rows(p, budget, n_workers=workers) // sx)
+        x = arr.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
+        src = DaskSource(x, scheduler="threads", num_workers=workers)
+        mode = "stream"
+    else:
+        if lazy:
+            with bars.bar("load", None, "block") as b:
+                x4 = _compute_with_bar(arr, b)
+        else:
+            x4 = arr
+        X = np.ascontiguousarray(np.asarray(x4, dtype=np.float32).reshape(n, p))
+        src = None
+        mode = "memory"
+    if src is None:
+        op = InMemoryOperator(X)
+    else:
+        op = BlockOperator(src)
+    with bars.bar("check + statistics", len(op.source.blocks), "block") as b:
+        op.source.on_block = b.update
+        st = op.stats()
+        op.source.on_block = None
+    _bad_values(st, (sy, sx))
+    if st["sq"] == 0.0:
+        raise InputError("data contains only zeros after preprocessing: nothing to factorise")
+    if weighting == "none":
+        return op, op, None, st, mode
+    scales = scales_from_sums(st["row_sums"], st["col_sums"] / n)
+    if mode == "memory" and 2 * nbytes <= budget:
+        fit_op = InMemoryOperator(apply_scales(op.X, *scales))
+    else:
+        fit_op = BlockOperator(op.source, scales=scales)
+        if mode == "memory":
+            mode = "memory (weighting on the fly)"
+    return op, fit_op, scales, st, mode
+
+
+def _compute_with_bar(arr, bar):
+    """Compute a dask array, advancing ``bar`` per finished chunk."""
+    import dask
+    from dask.callbacks import Callback
+
+    class _Count(Callback):
+        def _posttask(self, key, result, dsk, state, id):
+            bar.update(1)
+    with _Count():
+        return dask.compute(arr)[0]

@@ -167,7 +167,7 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     fit_op = op
     if method == "sketch":
         Q, B = op.qb(hi + oversample, n_iter=power_iter, rng=rng)
-        fit_op = LowRankOperator(Q, B)
+        fit_op = LowRankOperator(Q, B, full_sq_norm=op.sq_norm())
     t_sketch = time.perf_counter()
     coords = svd = None
     if init == "spa":

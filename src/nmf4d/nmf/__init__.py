@@ -5,5 +5,6 @@ from ._operator import randomized_svd
 from ._weighting import WEIGHTINGS, apply_scales, poisson_scales, rescale, unscale
 
 __all__ = ["NMF", "NMFResult", "non_negative_factorization", "normalise_factors",
-           "initialise", "check_k", "InMemoryOperator", "randomized_svd",
+           "initialise", "check_k", "InMemoryOperator", "BlockOperator", "NumpySource",
+           "DaskSource", "randomized_svd",
            "WEIGHTINGS", "poisson_scales", "apply_scales", "unscale", "rescale"]

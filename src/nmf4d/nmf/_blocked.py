@@ -290,7 +290,10 @@ class BlockOperator:
         n, p = self.shape
         l = int(min(l, n, p))
         Omega = rng.standard_normal((p, l)).astype(np.float32)
-        Y = np.concatenate(self._map(K.right_product, None, (Omega,), extra_r=row_factor))
+        parts = self._map(K.right_product_sq, None, (Omega,), extra_r=row_factor)
+        if row_factor is None and "sq" not in self._cache:
+            self._cache["sq"] = float(sum(p[1] for p in parts))   # free with this pass
+        Y = np.concatenate([p[0] for p in parts])
         Q, _ = np.linalg.qr(Y.astype(np.float64))
         for _ in range(n_iter):
             Z = self._map(K.wt_x, [(Q[s:e].T.astype(np.float32),) for s, e in self.source.blocks],

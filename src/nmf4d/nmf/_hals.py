@@ -132,6 +132,10 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     else:
         inner_w = inner_h = max(1, int(inner))
     HHt = H @ H.T
+    # Part of the full-data objective a fit to a sketch cannot change (the data outside
+    # the sketch, 0.5 ||X - QQ^T X||^2): the stopping test is relative to the full
+    # objective, so a sketched fit stops where the same fit of the full data would.
+    floor = float(getattr(op, "objective_floor", 0.0))
     history: list[float] = []
     converged = False
     it = 0
@@ -169,7 +173,7 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
             if it >= min_iter and change <= tol:
                 converged = True
                 break
-        elif it >= min_iter and dec <= tol * max(f, _TINY):
+        elif it >= min_iter and dec <= tol * max(f + floor, _TINY):
             converged = True
             break
     if ortho:

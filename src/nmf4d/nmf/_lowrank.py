@@ -29,9 +29,11 @@ class LowRankOperator:
     Q : ndarray of shape (n, l)
         Orthonormal columns.
     B : ndarray of shape (l, p)
+    full_sq_norm : float, optional
+        ``||X||_F^2`` of the data the sketch was taken from.
     """
 
-    def __init__(self, Q: np.ndarray, B: np.ndarray):
+    def __init__(self, Q: np.ndarray, B: np.ndarray, *, full_sq_norm: float | None = None):
         self.Q = np.ascontiguousarray(Q, dtype=np.float32)
         self.B = np.ascontiguousarray(B, dtype=np.float32)
         self.QtT = np.ascontiguousarray(self.Q.T)
@@ -42,6 +44,9 @@ class LowRankOperator:
         self.pass_cost = float((self.shape[0] + self.shape[1]) * self.rank)
         self._sq = float(np.einsum("ij,ij->", B.astype(np.float64), B.astype(np.float64)))
         self._rows = Q.astype(np.float64) @ B.astype(np.float64).sum(axis=1)
+        #: 0.5 ||X - Q B||^2 = 0.5 (||X||^2 - ||B||^2), the part of the full-data objective
+        #: outside the sketch (used by HALS' stopping test; 0 when ||X|| is not given)
+        self.objective_floor = 0.0 if full_sq_norm is None else 0.5 * max(full_sq_norm - self._sq, 0.0)
 
     def x_ht(self, H: np.ndarray) -> np.ndarray:
         """``H @ (Q B).T = (H @ B.T) @ Q.T``, ndarray of shape (k, n)."""
