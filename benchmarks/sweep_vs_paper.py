@@ -51,6 +51,9 @@ def kneed_knee(ks, losses):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reference", action="store_true", help="also full-data converged fits")
+    ap.add_argument("--reference-k", default="3:20", help="k range of the reference fits "
+                    "(MIN:MAX; they take minutes each at full size)")
+    ap.add_argument("--reference-max-iter", type=int, default=1000)
     ap.add_argument("--small", action="store_true", help="48x48 scan of 64x64 (quick check)")
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--paper-from", default=None, help="reuse (a) from an earlier run's JSON "
@@ -80,6 +83,7 @@ def main():
     sw = loss_sweep(op, (3, 20), scan_shape=scan, max_iter=200, tol=1e-4, seed=0)
     t_b = time.perf_counter() - t
     out["nmf4d_same_objective"] = {"seconds": t_b, "loss": sw.loss.tolist(),
+                                   "starts": sw.starts,
                                    "knee": sw.knee, "kneed_knee": kneed_knee(ks, sw.loss),
                                    "timings": sw.timings, "n_iter": sw.n_iter.tolist()}
     print(f"nmf4d sweep (weighting none): {t_b:.2f} s, knee {sw.knee}", flush=True)
@@ -122,22 +126,25 @@ def main():
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, default=str)
     if args.reference:
+        lo, hi = (int(v) for v in args.reference_k.split(":"))
+        idx = [ks.index(k) for k in range(lo, hi + 1)]
         t = time.perf_counter()
-        ref = loss_sweep(op, (3, 20), scan_shape=scan, max_iter=1000, tol=1e-6,
-                         method="full", seed=0)
-        refp = loss_sweep(fop, (3, 20), loss_op=op, scales=sc, scan_shape=scan,
-                          max_iter=1000, tol=1e-6, method="full", seed=0)
-        out["reference"] = {"seconds": time.perf_counter() - t, "loss_none": ref.loss.tolist(),
-                            "loss_poisson": refp.loss.tolist(),
+        ref = loss_sweep(op, (lo, hi), scan_shape=scan, max_iter=args.reference_max_iter,
+                         tol=1e-6, method="full", seed=0)
+        refp = loss_sweep(fop, (lo, hi), loss_op=op, scales=sc, scan_shape=scan,
+                          max_iter=args.reference_max_iter, tol=1e-6, method="full", seed=0)
+        out["reference"] = {"seconds": time.perf_counter() - t, "k": list(range(lo, hi + 1)),
+                            "loss_none": ref.loss.tolist(), "loss_poisson": refp.loss.tolist(),
                             "n_iter_none": ref.n_iter.tolist(),
                             "n_iter_poisson": refp.n_iter.tolist()}
         print("\n| k | full-data converged (none) | sketch (none) | diff | "
               "full-data converged (Poisson) | sketch (Poisson) | diff |")
         print("|---|---|---|---|---|---|---|")
-        for i, k in enumerate(ks):
-            print(f"| {k} | {ref.loss[i]:.5f} | {sw.loss[i]:.5f} | "
-                  f"{100 * (sw.loss[i] / ref.loss[i] - 1):+.2f} % | {refp.loss[i]:.5f} | "
-                  f"{sp.loss[i]:.5f} | {100 * (sp.loss[i] / refp.loss[i] - 1):+.2f} % |")
+        for j, i in enumerate(idx):
+            print(f"| {ks[i]} | {ref.loss[j]:.5f} ({ref.n_iter[j]}) | {sw.loss[i]:.5f} | "
+                  f"{100 * (sw.loss[i] / ref.loss[j] - 1):+.2f} % | {refp.loss[j]:.5f} "
+                  f"({refp.n_iter[j]}) | {sp.loss[i]:.5f} | "
+                  f"{100 * (sp.loss[i] / refp.loss[j] - 1):+.2f} % |")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, default=str)
