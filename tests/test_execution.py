@@ -121,3 +121,31 @@ def test_cli_execution_errors(zarr_scan, tmp_path, capsys, args, words):
     for w in words:
         assert w in err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_progress_bars_on_and_off(capsys):
+    from nmf4d.execution import Progress
+
+    with Progress(True, tty_only=False).bar("level one: k sweep", 3, "k") as b:
+        for _ in range(3):
+            b.update(1)
+    err = capsys.readouterr().err
+    assert "level one: k sweep" in err and "3/3" in err
+    with Progress(False).bar("x", 3) as b:
+        b.update(1)
+    with Progress(True).bar("y", 2) as b:      # not a terminal: bars stay silent
+        b.update(1)
+    assert capsys.readouterr().err == ""
+
+
+def test_streamed_progress_counts_blocks(zarr_scan, capsys):
+    """The per-block hook of a dask source fires once per block and pass."""
+    from nmf4d.nmf import BlockOperator, DaskSource
+
+    ds = open_dataset(zarr_scan[0])
+    x = ds.data.astype(np.float32).reshape(48 * 48, -1).rechunk({0: 300, 1: -1})
+    op = BlockOperator(DaskSource(x, scheduler="threads", num_workers=2))
+    seen = []
+    op.source.on_block = lambda: seen.append(1)
+    op.stats()
+    assert len(seen) == len(op.source.blocks) == 8

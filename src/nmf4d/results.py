@@ -128,6 +128,9 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
             sw.create_dataset("n_iter", data=a.sweep.n_iter.astype(np.int32))
             sw.attrs["knee"] = int(a.sweep.knee)
             sw.attrs["window"] = np.asarray(a.sweep.window, dtype=np.int32)
+            if a.sweep.starts:
+                sw.create_dataset("start", data=np.array(a.sweep.starts, dtype="S"))
+            sw.attrs["method"] = str(a.parameters.get("sweep", "sketch"))
         if a.selection is not None:
             sel = a.selection
             g = f.create_group("iqa")
