@@ -54,6 +54,8 @@ def main():
     ap.add_argument("--reference-k", default="3:20", help="k range of the reference fits "
                     "(MIN:MAX; they take minutes each at full size)")
     ap.add_argument("--reference-max-iter", type=int, default=1000)
+    ap.add_argument("--reference-from", default=None, help="reuse (c) from an earlier run's "
+                    "JSON (the full-data fits do not depend on the sketch)")
     ap.add_argument("--small", action="store_true", help="48x48 scan of 64x64 (quick check)")
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--paper-from", default=None, help="reuse (a) from an earlier run's JSON "
@@ -125,26 +127,38 @@ def main():
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, default=str)
-    if args.reference:
-        lo, hi = (int(v) for v in args.reference_k.split(":"))
-        idx = [ks.index(k) for k in range(lo, hi + 1)]
-        t = time.perf_counter()
-        ref = loss_sweep(op, (lo, hi), scan_shape=scan, max_iter=args.reference_max_iter,
-                         tol=1e-6, method="full", seed=0)
-        refp = loss_sweep(fop, (lo, hi), loss_op=op, scales=sc, scan_shape=scan,
-                          max_iter=args.reference_max_iter, tol=1e-6, method="full", seed=0)
-        out["reference"] = {"seconds": time.perf_counter() - t, "k": list(range(lo, hi + 1)),
-                            "loss_none": ref.loss.tolist(), "loss_poisson": refp.loss.tolist(),
-                            "n_iter_none": ref.n_iter.tolist(),
-                            "n_iter_poisson": refp.n_iter.tolist()}
+    if args.reference or args.reference_from:
+        if args.reference_from:
+            with open(args.reference_from) as f:
+                out["reference"] = json.load(f)["reference"]
+            out["reference"]["reused_from"] = args.reference_from
+        else:
+            lo, hi = (int(v) for v in args.reference_k.split(":"))
+            t = time.perf_counter()
+            r0 = loss_sweep(op, (lo, hi), scan_shape=scan, max_iter=args.reference_max_iter,
+                            tol=1e-6, method="full", seed=0)
+            r1 = loss_sweep(fop, (lo, hi), loss_op=op, scales=sc, scan_shape=scan,
+                            max_iter=args.reference_max_iter, tol=1e-6, method="full",
+                            seed=0)
+            out["reference"] = {"seconds": time.perf_counter() - t, "k": list(range(lo, hi + 1)),
+                                "loss_none": r0.loss.tolist(), "loss_poisson": r1.loss.tolist(),
+                                "n_iter_none": r0.n_iter.tolist(),
+                                "n_iter_poisson": r1.n_iter.tolist()}
+        R = out["reference"]
+        idx = [ks.index(k) for k in R["k"]]
+        ref_l, refp_l = np.array(R["loss_none"]), np.array(R["loss_poisson"])
+        out["reference"]["max_diff_percent_none"] = float(
+            np.max(np.abs(100 * (sw.loss[idx] / ref_l - 1))))
+        out["reference"]["max_diff_percent_poisson"] = float(
+            np.max(np.abs(100 * (sp.loss[idx] / refp_l - 1))))
         print("\n| k | full-data converged (none) | sketch (none) | diff | "
               "full-data converged (Poisson) | sketch (Poisson) | diff |")
         print("|---|---|---|---|---|---|---|")
         for j, i in enumerate(idx):
-            print(f"| {ks[i]} | {ref.loss[j]:.5f} ({ref.n_iter[j]}) | {sw.loss[i]:.5f} | "
-                  f"{100 * (sw.loss[i] / ref.loss[j] - 1):+.2f} % | {refp.loss[j]:.5f} "
-                  f"({refp.n_iter[j]}) | {sp.loss[i]:.5f} | "
-                  f"{100 * (sp.loss[i] / refp.loss[j] - 1):+.2f} % |")
+            print(f"| {ks[i]} | {ref_l[j]:.5f} ({R['n_iter_none'][j]}) | {sw.loss[i]:.5f} | "
+                  f"{100 * (sw.loss[i] / ref_l[j] - 1):+.2f} % | {refp_l[j]:.5f} "
+                  f"({R['n_iter_poisson'][j]}) | {sp.loss[i]:.5f} | "
+                  f"{100 * (sp.loss[i] / refp_l[j] - 1):+.2f} % |")
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, indent=1, default=str)

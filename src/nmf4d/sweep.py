@@ -150,9 +150,9 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     oversample, power_iter : int
         Sketch rank above the largest k, and power iterations of the range finder.
     starts : sequence of str, optional
-        Starts tried for every k; the fit with the lowest objective is kept (NMF has
-        local minima, and below the true k which orientations get merged depends on the
-        start). Default: ``("spa", "nndsvda")`` for the sketch (fits there are cheap),
+        Starts tried for every k; the fit with the lowest K-component loss is kept (NMF
+        has local minima, and below the true k which orientations get merged depends on
+        the start; every candidate's loss is measured in the same pass over the data). Default: ``("spa", "nndsvda")`` for the sketch (fits there are cheap),
         ``(init,)`` for full-data fits.
 
     Returns
@@ -182,29 +182,33 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
         coords = fit_op.normalised_coords(hi, rng=rng, scan_shape=scan_shape)
     if "nndsvd" in starts or "nndsvda" in starts:
         svd = fit_op.sketch(hi, rng=rng)
-    ks, iters, fits, won = [], [], {}, []
+    ks, cands = [], []
     nmf_options.setdefault("inner", "auto")
     for k in range(lo, hi + 1):
-        best = None
         for start in starts:
             res: NMFResult = non_negative_factorization(
                 fit_op, k, init=start, seed=seed, max_iter=max_iter, tol=tol, coords=coords,
                 svd=svd, **nmf_options)
-            # the lowest objective wins; ties (within float32 noise) keep the first start
-            if best is None or res.relative_error < best[1].relative_error * (1 - 1e-5):
-                best = (start, res)
-        start, res = best
-        if scales is not None:
-            res = unscale(res, *scales)
-        fits[k] = res
+            if scales is not None:
+                res = unscale(res, *scales)
+            cands.append((k, start, res))
         ks.append(k)
-        iters.append(res.n_iter)
-        won.append(start)
         if progress is not None:
             progress(k)
     t_fits = time.perf_counter()
     target = loss_op or op
-    abs_mean, sq = target.residuals([(fits[k].weights.T, fits[k].components) for k in ks])
+    # every candidate's loss on the full data, in one pass
+    abs_all, sq_all = target.residuals([(r.weights.T, r.components) for _, _, r in cands])
+    # per k the start with the lowest K-component loss wins (ties keep the first start)
+    best: dict = {}
+    for (k, start, res), a, q in zip(cands, abs_all, sq_all):
+        if k not in best or a < best[k][2] * (1 - 1e-6):
+            best[k] = (start, res, a, q)
+    fits = {k: best[k][1] for k in ks}
+    won = [best[k][0] for k in ks]
+    iters = [best[k][1].n_iter for k in ks]
+    abs_mean = np.array([best[k][2] for k in ks])
+    sq = np.array([best[k][3] for k in ks])
     sq_x = target.sq_norm()
     rel = np.sqrt(sq / sq_x) if sq_x > 0 else np.zeros_like(sq)
     k_arr = np.array(ks, dtype=np.int32)

@@ -17,6 +17,7 @@ block results are combined are the same.
 """
 from __future__ import annotations
 
+import os
 from contextlib import ExitStack
 
 import numpy as np
@@ -39,24 +40,39 @@ class NumpySource:
 
     kind = "memory"
 
-    def __init__(self, X: np.ndarray, *, block_rows: int | None = None):
+    def __init__(self, X: np.ndarray, *, block_rows: int | None = None,
+                 threads: int | None = None):
         self.X = X
         self.shape = X.shape
         self.dtype = X.dtype
         rows = block_rows or max(1, BLOCK_ELEMENTS // max(X.shape[1], 1))
         self.blocks = row_blocks(X.shape[0], rows)
+        self.threads = max(1, min(len(self.blocks), threads or os.cpu_count() or 1))
 
     on_block = None  # called after each block (progress bars)
 
     def map(self, kernel, per_block=None, shared=()):
-        """``[kernel(X[block], *per_block[i], *shared) for each block]``."""
-        out = []
-        for i, (s, e) in enumerate(self.blocks):
+        """``[kernel(X[block], *per_block[i], *shared) for each block]``.
+
+        Blocks run on ``threads`` threads, each with single-threaded BLAS: the kernels'
+        element-wise work (numpy releases the GIL) then uses every core too, which
+        multi-threaded BLAS inside one block does not. Results come back in block order,
+        so they do not depend on the number of threads.
+        """
+        def one(i):
+            s, e = self.blocks[i]
             extra = per_block[i] if per_block is not None else ()
-            out.append(kernel(self.X[s:e], *extra, *shared))
+            out = kernel(self.X[s:e], *extra, *shared)
             if self.on_block is not None:
                 self.on_block()
-        return out
+            return out
+        if self.threads == 1:
+            return [one(i) for i in range(len(self.blocks))]
+        from concurrent.futures import ThreadPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(1), ThreadPoolExecutor(self.threads) as pool:
+            return list(pool.map(one, range(len(self.blocks))))
 
 
 class DaskSource:
@@ -79,8 +95,6 @@ class DaskSource:
 
     def __init__(self, X, *, block_rows: int | None = None, scheduler=None,
                  num_workers: int | None = None):
-        import dask.array as da
-
         if block_rows:
             X = X.rechunk({0: int(block_rows), 1: -1})
         elif len(X.chunks[1]) > 1:
@@ -93,7 +107,6 @@ class DaskSource:
         self._delayed = list(X.to_delayed().ravel())
         self.scheduler = scheduler
         self.num_workers = num_workers
-        self._da = da
 
     def map(self, kernel, per_block=None, shared=()):
         from dask import delayed
