@@ -80,7 +80,7 @@ def test_parse_memory_default_and_errors():
 
 def test_block_rows_fit_budget():
     rows = block_rows(128 * 128, 2 * 2**30, n_workers=2)
-    assert rows * 128 * 128 * 4 * 4 * 2 <= 2**30
+    assert rows * 128 * 128 * 4 * 4 * 2 <= 2 * 2**30 // 3
     assert block_rows(10**9, 2**26) == 1
 
 

@@ -16,6 +16,10 @@ import numpy as np
 
 from ._hals import _sweep
 
+#: Bytes of a cache block of rows: a (rows, p) residual of a few MB stays in cache while
+#: every fit is subtracted from the same rows of X (:func:`residuals`, :func:`_sq_sum`).
+_CACHE_ROWS_BYTES = 2**21
+
 
 def prepare(X, r=None, c=None) -> np.ndarray:
     """The block as float32 (float64 kept), times row factors ``r`` and column factors ``c``."""
@@ -47,17 +51,26 @@ def stats(X, start: int) -> dict:
     neg = Xf < 0
     bad_rows = np.flatnonzero(~finite.all(axis=1)) + start if not all_finite else np.empty(0, int)
     neg_rows = np.flatnonzero(neg.any(axis=1)) + start
-    X64 = Xf.astype(np.float64, copy=False)
-    return {"row_sums": X64.sum(axis=1), "col_sums": X64.sum(axis=0),
-            "sq": float(np.einsum("ij,ij->", X64, X64)),
+    return {"row_sums": Xf.sum(axis=1, dtype=np.float64),
+            "col_sums": Xf.sum(axis=0, dtype=np.float64), "sq": _sq_sum(Xf),
             "n_bad": int(X.size - np.count_nonzero(finite)), "bad_rows": bad_rows,
             "n_neg": int(np.count_nonzero(neg)), "neg_rows": neg_rows,
             "min": float(Xf.min()) if Xf.size else 0.0}
 
 
+def _sq_sum(X) -> float:
+    """``sum(X**2)``: float32 dot products over cache-sized row chunks, summed in float64
+    (no float64 copy of the block)."""
+    step = max(1, _CACHE_ROWS_BYTES // max(1, X.shape[1] * X.itemsize))
+    total = 0.0
+    for s in range(0, X.shape[0], step):
+        flat = np.ascontiguousarray(X[s:s + step]).reshape(-1)
+        total += float(np.dot(flat, flat))
+    return total
+
+
 def sq_norm(X, r=None, c=None) -> float:
-    Xs = prepare(X, r, c).astype(np.float64, copy=False)
-    return float(np.einsum("ij,ij->", Xs, Xs))
+    return _sq_sum(prepare(X, r, c))
 
 
 def row_sums(X, r=None, c=None) -> np.ndarray:
@@ -82,7 +95,7 @@ def right_product(X, Omega, r=None, c=None) -> np.ndarray:
 def right_product_sq(X, Omega, r=None, c=None):
     """``X @ Omega`` and ``||X||_F^2`` (float64) from one read of the block."""
     Xs = prepare(X, r, c)
-    return Xs @ Omega, float(np.einsum("ij,ij->", Xs, Xs, dtype=np.float64))
+    return Xs @ Omega, _sq_sum(Xs)
 
 
 def hals_w_step(X, Wt, H, HHt, l1: float, inner: int, mu: float, eps: float,
@@ -108,11 +121,6 @@ def hals_w_step(X, Wt, H, HHt, l1: float, inner: int, mu: float, eps: float,
     dec = _sweep(Wt, A, HHt, l1, inner, eps=eps, ortho=mu)
     B = Wt @ Xs if need_b else None
     return Wt, B, Wt @ Wt.T, dec
-
-
-#: Rows per cache block in :func:`residuals`: a (rows, p) residual of a few MB stays in
-#: cache while every fit is subtracted from the same rows of X.
-_CACHE_ROWS_BYTES = 2**21
 
 
 def residuals(X, fits, r=None, c=None) -> np.ndarray:
@@ -146,9 +154,8 @@ def residuals(X, fits, r=None, c=None) -> np.ndarray:
 
 
 def sq_residual(X, Wt, H, r=None, c=None) -> float:
-    """``||X - Wt.T @ H||_F^2`` in float64."""
-    R = prepare(X, r, c).astype(np.float64) - Wt.T.astype(np.float64) @ H.astype(np.float64)
-    return float(np.einsum("ij,ij->", R, R))
+    """``||X - Wt.T @ H||_F^2`` (cache-blocked, see :func:`residuals`)."""
+    return float(residuals(X, [(Wt, H)], r, c)[0, 1])
 
 
 def take_rows(X, local_idx, r=None, c=None) -> np.ndarray:
