@@ -62,7 +62,7 @@ def parse_memory(text) -> int:
 def block_rows(n_pixels: int, budget: int, *, n_workers: int = 1, itemsize: int = 4) -> int:
     """Rows (patterns) per block so that the blocks in flight fit a third of the budget
     (the rest: the interpreter and libraries, dask's queue of chunks read ahead, the
-    factors, the sketch; measured peak 1.8 GB with --memory 2GB on a 4.3 GB scan)."""
+    factors, the sketch; measured peak 1.7 GB with --memory 2GB on a 4.3 GB scan)."""
     per_row = n_pixels * itemsize * _COPIES_PER_BLOCK * max(1, n_workers)
     return max(1, int(budget // 3 // per_row))
 
