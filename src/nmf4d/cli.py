@@ -53,8 +53,9 @@ def _add_analysis_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--denoise-latent", type=int, default=None, help="latent size of --filter denoise")
     p.add_argument("--denoise-batch", type=int, default=None, help="batch size of --filter denoise")
     p.add_argument("--denoise-model", default=None, help="reuse a saved denoiser model (.pt)")
-    p.add_argument("--device", default="cpu", help="cpu (default), cuda or auto: where the "
-                   "denoiser trains and the final full-data NMF runs (cuda needs torch)")
+    p.add_argument("--device", default="auto", help="auto (default: a CUDA GPU when torch sees "
+                   "one, else the CPU), cpu or cuda: where the denoiser trains and the final "
+                   "full-data NMF runs")
     p.add_argument("--scale", default=None, choices=[None, "sqrt", "log"], help="intensity scaling")
     p.add_argument("--normalise", default=None, help="none, sum, max or mean_total")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")

@@ -155,7 +155,7 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
     device : {"cpu", "auto", "cuda", "cuda:N"}
         Where the HALS iterations run: "cpu" (numpy, default) or a CUDA GPU through
         torch (:mod:`nmf4d.nmf._torch`; needs the data in memory); "auto" takes the GPU
-        when torch sees one.
+        when torch sees one and the data is in memory, else the CPU.
     callback : callable, optional
         ``callback(iteration, relative_error)`` after each iteration (progress bars).
 
@@ -184,12 +184,13 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         Wt, H = initialise(op, k, init=init, seed=seed, svd=svd, coords=coords,
                            scan_shape=scan_shape)
     dev = "cpu"
-    if device != "cpu":
+    in_memory = getattr(op, "X", None) is not None and getattr(op, "scales", None) is None
+    if device != "cpu" and (device != "auto" or in_memory):
         from ._torch import resolve_device
         dev = resolve_device(device)
     if dev != "cpu":
         from ._torch import hals_torch
-        if getattr(op, "X", None) is None or getattr(op, "scales", None) is not None:
+        if not in_memory:
             raise InputError(f"--device {device}: the GPU engine needs the data in memory "
                              "(it does not fit the --memory budget); use --device cpu")
         Wt, H, n_iter, history, converged = hals_torch(
