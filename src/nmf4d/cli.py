@@ -238,7 +238,7 @@ def _write_outputs(tmp, a, args, input_label, input_info, extra_attrs):
                 f.attrs[key] = val
     if not args.no_report:
         from .report import build_report
-        build_report(tmp)
+        build_report(tmp, display_dir=os.path.abspath(args.output))
 
 
 def cmd_demo(args):

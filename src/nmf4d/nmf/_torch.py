@@ -32,6 +32,13 @@ def torch_available() -> bool:
     return True
 
 
+def _nvidia_driver_present() -> bool:
+    """Cheap check for an NVIDIA driver (Linux proc entry or nvidia-smi on the PATH)."""
+    import os
+    import shutil
+    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
+
+
 def resolve_device(device: str) -> str:
     """Turn a ``--device`` value into a torch device string.
 
@@ -53,6 +60,8 @@ def resolve_device(device: str) -> str:
     name = str(device).strip().lower()
     if name == "cpu":
         return "cpu"
+    if name == "auto" and not _nvidia_driver_present():
+        return "cpu"      # no GPU driver: skip importing torch (about a second)
     has_torch = torch_available()
     n_gpu = 0
     if has_torch:

@@ -27,13 +27,15 @@ FIGURE_NAMES = ["dataset", "level_one_loss", "level_two_ssim", "level_two_psnr",
                 "level_two_gmsd", "level_two_mdsi", "level_two_scores", "cluster_map",
                 "components", "weights", "overlap", "raw_vs_nmf"]
 TIMING_ORDER = ["preprocess", "load", "sweep", "select", "refine", "maps", "write"]
+PART_ORDER = ["sketch", "fits", "loss"]
 
 
 def _timing_rows(timings: dict) -> list:
     """(stage, seconds) rows in pipeline order; parts ("sweep: sketch") under their stage."""
     def order(key):
         stage, _, part = key.partition(": ")
-        return (TIMING_ORDER.index(stage) if stage in TIMING_ORDER else 99, stage, part != "", part)
+        return (TIMING_ORDER.index(stage) if stage in TIMING_ORDER else 99, stage, part != "",
+                PART_ORDER.index(part) if part in PART_ORDER else 99, part)
     rows = []
     for key in sorted(timings, key=order):
         stage, _, part = key.partition(": ")
@@ -380,13 +382,16 @@ def render(context: dict) -> str:
     return env.get_template("report.html").render(**context)
 
 
-def build_report(out_dir) -> Path:
+def build_report(out_dir, *, display_dir=None) -> Path:
     """Write ``out_dir/report.html`` and ``out_dir/figures/*.png`` from ``out_dir/results.h5``.
 
     Parameters
     ----------
     out_dir : str or path-like
         An output folder written by ``nmf4d run`` or ``nmf4d demo``.
+    display_dir : str or path-like, optional
+        The folder named in the report (default ``out_dir``): the command line builds the
+        report in a staging folder that is renamed to the output folder afterwards.
 
     Returns
     -------
@@ -408,7 +413,7 @@ def build_report(out_dir) -> Path:
         for name in FIGURE_NAMES:      # figures of an earlier report that may not recur
             (folder / f"{name}.png").unlink(missing_ok=True)
         figs = _Figures(folder)
-        page = render(_context(r, out_dir, figs))
+        page = render(_context(r, Path(display_dir) if display_dir else out_dir, figs))
         path = out_dir / "report.html"
         path.write_text(page, encoding="utf-8")
     except PermissionError as e:
