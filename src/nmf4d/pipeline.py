@@ -242,13 +242,24 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
             raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
                              f"({n}) or pixels ({ky * kx})")
         t = time.perf_counter()
-        with bars.bar("level one: k sweep", hi - lo + 1, "k") as b:
-            sweep_res = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales,
-                                   max_iter=sweep_max_iter, tol=sweep_tol, method=sweep,
-                                   init=init, l1_weights=l1_weights,
-                                   l1_components=l1_components,
-                                   ortho=sweep_ortho, scan_shape=(sy, sx),
-                                   progress=lambda kk: (b.update(1), say("sweep", kk)))
+        sources = {id(o.source): o.source for o in (op, fit_op) if hasattr(o, "source")}
+        n_blocks = len(getattr(fit_op, "source", op.source).blocks)
+        # sketch: range finder (2 + 2 * 2 passes) and the losses (1 pass)
+        passes = 7 if sweep == "sketch" else None
+        with bars.bar("level one: passes over the data", passes and passes * n_blocks,
+                      "block") as pb, bars.bar("level one: k sweep", hi - lo + 1, "k") as b:
+            for src in sources.values():
+                src.on_block = pb.update
+            try:
+                sweep_res = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales,
+                                       max_iter=sweep_max_iter, tol=sweep_tol, method=sweep,
+                                       init=init, l1_weights=l1_weights,
+                                       l1_components=l1_components,
+                                       ortho=sweep_ortho, scan_shape=(sy, sx),
+                                       progress=lambda kk: (b.update(1), say("sweep", kk)))
+            finally:
+                for src in sources.values():
+                    src.on_block = None
         timings["sweep"] = time.perf_counter() - t
         for key, val in sweep_res.timings.items():
             timings[f"sweep: {key}"] = val
