@@ -84,3 +84,21 @@ def test_compare_filters_cli(low_dose, tmp_path, capsys):
     assert "data:image/png;base64," in html and "filter comparison" in html
     assert (out / "figures" / "filters.png").stat().st_size > 1000
     assert main(["compare-filters", str(src), "-o", str(out), "--filters", "raw"]) == 2  # exists
+
+
+def test_pca_filter_lazy_matches_in_memory():
+    """On a dask array the PCA filter streams (stats + sketch passes) and stays lazy, and
+    gives the in-memory result."""
+    import dask.array as da
+
+    from nmf4d.filters import pca_filter
+    from nmf4d.synthetic import make_polycrystal
+
+    data, truth = make_polycrystal((24, 24), (32, 32), n_grains=3, vacuum=True, dose=500,
+                                   seed=4)
+    ref, info = pca_filter(data, seed=1)
+    lazy, info_l = pca_filter(da.from_array(data, chunks=(5, 24, 32, 32)), seed=1)
+    assert isinstance(lazy, da.Array) and info_l["lazy"]
+    assert info_l["rank"] == info["rank"] == truth.k_true
+    out = lazy.compute()
+    assert np.abs(out - ref).max() <= 1e-3 * ref.max()

@@ -66,15 +66,15 @@ def pca_filter(data, *, rank="auto", max_rank: int = 50, seed: int = 0):
     info : dict
         {"method": "pca", "rank", "max_rank", "edge", "weighting": "poisson"}.
     """
+    if not isinstance(data, np.ndarray) and hasattr(data, "to_delayed"):
+        return _pca_filter_lazy(data, rank=rank, max_rank=max_rank, seed=seed)
     x = np.asarray(data, dtype=np.float32)
     if x.ndim != 4:
         raise InputError(f"pca filter needs 4D data (scan_y, scan_x, ky, kx), got shape {x.shape}")
     sy, sx, ky, kx = x.shape
     X = x.reshape(sy * sx, ky * kx)
     n_max = min(X.shape)
-    if rank != "auto":
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= n_max:
-            raise InputError(f"pca rank must be 'auto' or an integer in 1..{n_max}, got {rank!r}")
+    _check_rank(rank, n_max)
     a, b = poisson_scales(X)
     Xs = apply_scales(X, a, b)
     r_fit = min(n_max, max_rank if rank == "auto" else int(rank))
@@ -91,6 +91,55 @@ def pca_filter(data, *, rank="auto", max_rank: int = 50, seed: int = 0):
     info = {"method": "pca", "rank": int(r), "max_rank": int(max_rank), "edge": edge,
             "weighting": "poisson", "seed": int(seed)}
     return rec.astype(np.float32).reshape(sy, sx, ky, kx), info
+
+
+def _check_rank(rank, n_max):
+    if rank != "auto":
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= n_max:
+            raise InputError(f"pca rank must be 'auto' or an integer in 1..{n_max}, got {rank!r}")
+
+
+def _pca_filter_lazy(data, *, rank="auto", max_rank: int = 50, seed: int = 0):
+    """:func:`pca_filter` for a dask array, never holding it whole.
+
+    The same seeded randomized SVD runs as passes over row blocks (the block operator of
+    :mod:`nmf4d.nmf._blocked`, Poisson weights applied on the fly), and the result is a
+    lazy dask array: each block of patterns is rebuilt from its rows of U when computed.
+    """
+    import dask.array as da
+
+    from .nmf._blocked import BlockOperator, DaskSource
+    from .nmf._weighting import scales_from_sums
+
+    if data.ndim != 4:
+        raise InputError(f"pca filter needs 4D data (scan_y, scan_x, ky, kx), got shape {data.shape}")
+    sy, sx, ky, kx = data.shape
+    n, p = sy * sx, ky * kx
+    _check_rank(rank, min(n, p))
+    x = data.astype(np.float32).rechunk({1: -1, 2: -1, 3: -1}).reshape(n, p)
+    src = DaskSource(x)
+    st = BlockOperator(src).stats()
+    a, b = scales_from_sums(st["row_sums"], st["col_sums"] / n)
+    r_fit = min(n, p, max_rank if rank == "auto" else int(rank))
+    U, S, Vt = BlockOperator(src, scales=(a, b)).sketch(r_fit, rng=np.random.default_rng(seed))
+    edge = None
+    if rank == "auto":
+        r, edge = gap_rank(S)
+    else:
+        r = r_fit
+    US = (U[:, :r] * S[:r]).astype(np.float32)
+    V = (Vt[:r] / b[None, :]).astype(np.float32)
+    inv_a = (1.0 / a).astype(np.float32)
+
+    def rebuild(block, block_info=None):
+        s, e = block_info[0]["array-location"][0]
+        rec = (US[s:e] @ V) * inv_a[s:e, None]
+        return np.maximum(rec, 0.0, out=rec)
+
+    rec = x.map_blocks(rebuild, dtype=np.float32)
+    info = {"method": "pca", "rank": int(r), "max_rank": int(max_rank), "edge": edge,
+            "weighting": "poisson", "seed": int(seed), "lazy": True}
+    return da.reshape(rec, (sy, sx, ky, kx)), info
 
 
 register_filter("pca", pca_filter)
