@@ -149,3 +149,25 @@ def test_streamed_progress_counts_blocks(zarr_scan, capsys):
     op.source.on_block = lambda: seen.append(1)
     op.stats()
     assert len(seen) == len(op.source.blocks) == 8
+
+
+def test_cli_scheduler_address(zarr_scan, tmp_path, capsys):
+    """`--scheduler ADDRESS` joins a running cluster; a dead address is a one-line error."""
+    distributed = pytest.importorskip("distributed")
+    import h5py
+
+    from nmf4d.cli import main
+
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        out = tmp_path / "sched"
+        assert main(["run", str(zarr_scan[0]), "-o", str(out), "--k-range", "2:8",
+                     "--no-report", "-q", "--scheduler", cluster.scheduler_address]) == 0
+    with h5py.File(out / "results.h5") as f:
+        assert f["execution"].attrs["mode"] == "distributed"
+        assert f["execution"].attrs["client"] == cluster.scheduler_address
+        assert int(f.attrs["k"]) == zarr_scan[1].k_true
+    rc = main(["run", str(zarr_scan[0]), "-o", str(tmp_path / "dead"), "--scheduler",
+               "tcp://127.0.0.1:9"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--scheduler" in err[0]
