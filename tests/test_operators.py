@@ -86,13 +86,19 @@ def test_low_rank_operator_products(low_rank_data):
     np.testing.assert_allclose(low.row_sums(), A.sum(axis=1), rtol=1e-6)
 
 
-def test_fit_independent_of_blocks(low_rank_data):
-    """With one sweep per pass (inner=1) the fused per-block step is exactly HALS."""
+@pytest.mark.parametrize("inner, ortho", [(1, 0.0), ("auto", 0.0), (1, 0.1)])
+def test_fit_independent_of_blocks(low_rank_data, inner, ortho):
+    """The fused per-block step makes the same sweeps whatever the blocks (no per-block
+    early stop), so the fit does not depend on how the rows are split."""
     X = low_rank_data
     fits = [non_negative_factorization(InMemoryOperator(X, block_rows=r), 5, init="nndsvda",
-                                       inner=1, max_iter=50) for r in (7, 64, 300)]
+                                       inner=inner, ortho=ortho, max_iter=50)
+            for r in (7, 64, 300)]
     for f in fits[1:]:
-        np.testing.assert_allclose(f.components, fits[0].components, rtol=1e-4, atol=1e-7)
+        # float32 sums over blocks in a different order: <= 6e-5 after 50 iterations
+        assert np.linalg.norm(f.components - fits[0].components) <= \
+            1e-4 * np.linalg.norm(f.components)
+        assert np.linalg.norm(f.weights - fits[0].weights) <= 1e-4 * np.linalg.norm(f.weights)
         assert f.n_iter == fits[0].n_iter
 
 

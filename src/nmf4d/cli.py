@@ -297,9 +297,8 @@ def cmd_info(args):
 
 
 def cmd_compare_filters(args):
-    from .compare import compare_filters, write_comparison
+    from .execution import parse_memory, start_client
     from .io import open_dataset
-    from .report.compare import build_compare_report
     from .results import AtomicOutput, check_output
 
     check_output(args.output, overwrite=args.overwrite)
@@ -308,23 +307,43 @@ def cmd_compare_filters(args):
     _check_k_args(args, tuple(ds.data.shape))
     names = [f.strip() for f in args.filters.split(",") if f.strip()]
     say = _progress(args.quiet)
-    with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
-        base = _preprocess_config(args)
-        opts = {n: _filter_options(args, n, tmp) for n in names}
-        comp = compare_filters(ds.data, filters=names, preprocessing=base, filter_options=opts,
-                               k=_k_arg(args.k), k_range=args.k_range, seed=args.seed,
-                               weighting=args.weighting, ortho=args.ortho,
-                               progress=lambda n, a: say(f"filter {n}: k = {a.k}"))
-        params = {"filters": names, "k": args.k, "k_range": args.k_range, "seed": args.seed,
-                  "weighting": args.weighting, "ortho": args.ortho, "bin": args.bin}
-        write_comparison(tmp / "compare.h5", comp, input_path=ds.path, parameters=params)
-        build_compare_report(tmp)
+    parse_memory(args.memory)                             # fail before the work
+    client, cluster = start_client(scheduler=args.scheduler, workers=args.workers)
+    try:
+        with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
+            comp = _compare_and_write(ds, args, names, say, tmp, client)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
     if not args.quiet:
         for n in comp.filters:
             print(f"{n:8s} k = {comp.analyses[n].k}", file=sys.stderr)
         for n, why in comp.skipped.items():
             print(f"{n:8s} skipped: {why}", file=sys.stderr)
     return 0
+
+
+def _compare_and_write(ds, args, names, say, tmp, client):
+    """Run the filter comparison and write compare.h5 and its report into ``tmp``."""
+    from .compare import compare_filters, write_comparison
+    from .report.compare import build_compare_report
+
+    base = _preprocess_config(args)
+    opts = {n: _filter_options(args, n, tmp) for n in names}
+    comp = compare_filters(ds.data, filters=names, preprocessing=base, filter_options=opts,
+                           k=_k_arg(args.k), k_range=args.k_range, seed=args.seed,
+                           weighting=args.weighting, ortho=args.ortho,
+                           sweep=args.sweep, memory=args.memory, client=client,
+                           device=args.device,
+                           progress=lambda n, a: say(f"filter {n}: k = {a.k}"))
+    params = {"filters": names, "k": args.k, "k_range": args.k_range, "seed": args.seed,
+              "weighting": args.weighting, "ortho": args.ortho, "bin": args.bin,
+              "sweep": args.sweep, "memory": args.memory}
+    write_comparison(tmp / "compare.h5", comp, input_path=ds.path, parameters=params)
+    build_compare_report(tmp)
+    return comp
 
 
 def cmd_report(args):

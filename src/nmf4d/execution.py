@@ -4,8 +4,8 @@ The maths (:mod:`nmf4d.nmf`) is written once against a data operator; this modul
 chooses the operator for a dataset and a machine, as LiberTEM separates its UDFs from
 its executors:
 
-- data that fits the memory budget is held in memory (and its Poisson-weighted copy too
-  when both fit) and processed block by block with multi-threaded BLAS;
+- data that fits half the memory budget is held in memory (and its Poisson-weighted copy
+  too when both fit the budget) and processed block by block on every core;
 - larger data stays a chunked dask array: every pass over it streams blocks from the file
   through the preprocessing, on dask's threaded scheduler, never holding more than a few
   blocks;
@@ -97,6 +97,31 @@ class _Null:
         return None
 
 
+@contextmanager
+def counting(ops, bar):
+    """Advance ``bar`` once per block any of ``ops`` (operators) computes, while inside.
+
+    The hook is removed on exit, exceptions included; updates from block threads are
+    serialised.
+    """
+    import threading
+
+    ops = ops if isinstance(ops, (list, tuple)) else [ops]
+    sources = {id(o.source): o.source for o in ops if hasattr(o, "source")}
+    lock = threading.Lock()
+
+    def hook():
+        with lock:
+            bar.update(1)
+    for src in sources.values():
+        src.on_block = hook
+    try:
+        yield bar
+    finally:
+        for src in sources.values():
+            src.on_block = None
+
+
 def start_client(*, scheduler: str | None = None, workers: int | None = None):
     """A ``dask.distributed`` client: connect to ``scheduler`` or start ``workers`` local
     worker processes (one thread each). Returns (client, cluster or None)."""
@@ -114,11 +139,16 @@ def start_client(*, scheduler: str | None = None, workers: int | None = None):
     if scheduler is not None:
         try:
             return Client(scheduler, timeout="10s"), None
-        except (OSError, TimeoutError) as e:
-            raise InputError(f"--scheduler {scheduler}: cannot connect ({e})") from None
+        except (OSError, TimeoutError, ValueError) as e:
+            raise InputError(f"--scheduler {scheduler}: cannot connect ({e}); give an "
+                             "address like tcp://host:8786") from None
     cluster = LocalCluster(n_workers=int(workers), threads_per_worker=1, processes=True,
                            dashboard_address=None)
-    return Client(cluster), cluster
+    try:
+        return Client(cluster), cluster
+    except BaseException:
+        cluster.close()
+        raise
 
 
 def _bad_values(st: dict, scan_shape, name: str = "data") -> None:
@@ -150,9 +180,9 @@ def data_operators(arr, *, weighting: str = "poisson", memory=None, client=None,
     fit_op : operator over the weighted data (``op`` when weighting is "none")
     scales : (a, b) or None
     stats : dict (row sums, column sums, ...)
-    mode : str, "memory", "memory+weighted-on-the-fly", "stream" or "distributed"
+    mode : str, "memory", "memory (weighting on the fly)", "stream" or "distributed"
     """
-    from .nmf._blocked import BlockOperator, DaskSource, InMemoryOperator
+    from .nmf._blocked import BlockOperator, DaskSource, InMemoryOperator, usable_cores
     from .nmf._weighting import apply_scales, scales_from_sums
 
     bars = bars or Progress(False)
@@ -171,11 +201,10 @@ def data_operators(arr, *, weighting: str = "poisson", memory=None, client=None,
         x = x4.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
         if nbytes <= budget:
             x = client.persist(x)
-        src = DaskSource(x)
+        src = DaskSource(x, client=client)
         mode = "distributed"
     elif lazy and nbytes > budget // 2:
-        import os
-        workers = max(1, min(os.cpu_count() or 1, 4))
+        workers = max(1, min(usable_cores(), 4))
         rows = max(1, block_rows(p, budget, n_workers=workers) // sx)
         x = arr.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
         src = DaskSource(x, scheduler="threads", num_workers=workers)
@@ -193,10 +222,9 @@ def data_operators(arr, *, weighting: str = "poisson", memory=None, client=None,
         op = InMemoryOperator(X)
     else:
         op = BlockOperator(src)
-    with bars.bar("check + statistics", len(op.source.blocks), "block") as b:
-        op.source.on_block = b.update
+    with bars.bar("check + statistics", len(op.source.blocks), "block") as b, \
+            counting(op, b):
         st = op.stats()
-        op.source.on_block = None
     _bad_values(st, (sy, sx))
     if st["sq"] == 0.0:
         raise InputError("data contains only zeros after preprocessing: nothing to factorise")

@@ -14,12 +14,12 @@ import numpy as np
 from . import iqa
 from .errors import InputError
 from .maps import DEFAULT_THRESHOLDS, cluster_map, detect_background, overlap_masks, overlap_ratio
-from .execution import Progress, data_operators
+from .execution import Progress, counting, data_operators
 from .nmf import WEIGHTINGS, check_k, non_negative_factorization, rescale, unscale
 from .nmf._blocked import InMemoryOperator
 from .preprocess import PreprocessConfig, preprocess, validate_4d
 from .select_k import Criteria, Selection, choose_k
-from .sweep import SweepResult, loss_sweep, parse_k_range
+from .sweep import RANGE_FINDER_PASSES, SWEEP_METHODS, SweepResult, loss_sweep, parse_k_range
 
 
 #: SSIM's 11x11 window needs patterns at least this large.
@@ -185,8 +185,8 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
     thresholds : sequence of float
         Overlap thresholds (second/first weight), default 0.75..0.95.
     memory : int or str, optional
-        Memory budget ('2GB'); default half the physical memory. Data larger than it
-        is streamed from its file.
+        Memory budget ('2GB'); default half the physical memory. Lazy data larger than
+        half of it is streamed from its file block by block.
     client : dask.distributed.Client, optional
         Run every pass over the data on this cluster.
     device : {"cpu", "auto", "cuda"}
@@ -211,6 +211,12 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
     if weighting not in WEIGHTINGS:
         raise InputError(f"weighting={weighting!r} is not allowed: choose one of "
                          + ", ".join(WEIGHTINGS))
+    if sweep not in SWEEP_METHODS:
+        raise InputError(f"sweep={sweep!r} is not allowed: choose one of "
+                         + ", ".join(SWEEP_METHODS))
+    if device not in ("cpu", "auto"):
+        from .nmf._torch import resolve_device
+        resolve_device(device)
     cfg = preprocessing or PreprocessConfig()
     arr, record = preprocess(data, cfg)
     timings["preprocess"] = time.perf_counter() - t
@@ -242,24 +248,18 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
             raise InputError(f"--k-range maximum {hi} exceeds the number of patterns "
                              f"({n}) or pixels ({ky * kx})")
         t = time.perf_counter()
-        sources = {id(o.source): o.source for o in (op, fit_op) if hasattr(o, "source")}
         n_blocks = len(getattr(fit_op, "source", op.source).blocks)
-        # sketch: range finder (2 + 2 * 2 passes) and the losses (1 pass)
-        passes = 7 if sweep == "sketch" else None
+        # sketch: the range finder's passes and one pass for the losses
+        passes = RANGE_FINDER_PASSES + 1 if sweep == "sketch" else None
         with bars.bar("level one: passes over the data", passes and passes * n_blocks,
-                      "block") as pb, bars.bar("level one: k sweep", hi - lo + 1, "k") as b:
-            for src in sources.values():
-                src.on_block = pb.update
-            try:
-                sweep_res = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales,
-                                       max_iter=sweep_max_iter, tol=sweep_tol, method=sweep,
-                                       init=init, l1_weights=l1_weights,
-                                       l1_components=l1_components,
-                                       ortho=sweep_ortho, scan_shape=(sy, sx),
-                                       progress=lambda kk: (b.update(1), say("sweep", kk)))
-            finally:
-                for src in sources.values():
-                    src.on_block = None
+                      "block") as pb, counting([op, fit_op], pb), \
+                bars.bar("level one: k sweep", hi - lo + 1, "k") as b:
+            sweep_res = loss_sweep(fit_op, (lo, hi), seed=seed, loss_op=op, scales=scales,
+                                   max_iter=sweep_max_iter, tol=sweep_tol, method=sweep,
+                                   init=init, l1_weights=l1_weights,
+                                   l1_components=l1_components,
+                                   ortho=sweep_ortho, scan_shape=(sy, sx),
+                                   progress=lambda kk: (b.update(1), say("sweep", kk)))
         timings["sweep"] = time.perf_counter() - t
         for key, val in sweep_res.timings.items():
             timings[f"sweep: {key}"] = val
@@ -292,10 +292,7 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
     say("refine", res)
 
     t = time.perf_counter()
-    with bars.bar("maps + cluster means", 2 * len(getattr(op, "source", op).blocks)
-                  if hasattr(op, "source") else None, "block") as b:
-        if hasattr(op, "source"):
-            op.source.on_block = b.update
+    with bars.bar("maps + cluster means", None, "block") as b, counting(op, b):
         R2 = op.sq_residual(res.weights.T, res.components)
         rel_error = float(np.sqrt(R2 / op.sq_norm())) if op.sq_norm() > 0 else 0.0
         components = res.components.reshape(k_final, ky, kx)
@@ -306,8 +303,6 @@ def analyse(data, *, k="auto", k_range=None, preprocessing: PreprocessConfig | N
         thr = np.asarray(thresholds, dtype=np.float32)
         masks = overlap_masks(ratio, thr)
         clusters = cluster_comparison_op(op, components, weights, labels)
-        if hasattr(op, "source"):
-            op.source.on_block = None
     timings["maps"] = time.perf_counter() - t
     params = {"k": k, "k_range": list(parse_k_range(k_range)) if k == "auto" else None,
               "k_range_requested": None if k_range_arg is None else str(k_range_arg),

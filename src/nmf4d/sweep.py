@@ -118,6 +118,8 @@ def parse_k_range(text) -> tuple[int, int]:
 
 
 SWEEP_METHODS = ("sketch", "full")
+#: Passes over the data of the sketch's range finder with the default power iterations.
+RANGE_FINDER_PASSES = 2 + 2 * 2
 
 
 def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: float = 1e-5,
@@ -152,8 +154,9 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     starts : sequence of str, optional
         Starts tried for every k; the fit with the lowest K-component loss is kept (NMF
         has local minima, and below the true k which orientations get merged depends on
-        the start; every candidate's loss is measured in the same pass over the data). Default: ``("spa", "nndsvda")`` for the sketch (fits there are cheap),
-        ``(init,)`` for full-data fits.
+        the start; every candidate's loss is measured in the same pass over the data).
+        Default: ``("spa", "nndsvda")`` for the sketch with ``init="spa"`` (fits there
+        are cheap), otherwise ``(init,)``.
 
     Returns
     -------
@@ -177,6 +180,8 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     t_sketch = time.perf_counter()
     if starts is None:
         starts = (init, "nndsvda") if method == "sketch" and init == "spa" else (init,)
+    if not starts:
+        raise InputError("starts must name at least one start")
     coords = svd = None
     if "spa" in starts:
         coords = fit_op.normalised_coords(hi, rng=rng, scan_shape=scan_shape)

@@ -5,8 +5,8 @@ maps need (``x_ht``, ``wt_x``, fused HALS steps, the range finder, residuals, ..
 per-block kernels (:mod:`._kernels`) combined over the row blocks of ``X``. *Where* the
 blocks live and *who* runs the kernels is the source's business:
 
-- :class:`NumpySource`: a matrix in memory, kernels run one block after another (BLAS
-  uses every core inside each product);
+- :class:`NumpySource`: a matrix in memory, blocks run on a thread per core (numpy and
+  single-threaded BLAS release the GIL; spare cores go to BLAS inside each block);
 - :class:`DaskSource`: a dask array chunked along rows (lazy file, or persisted on a
   cluster), kernels run as dask tasks on the threaded scheduler or on a
   ``dask.distributed`` client; blocks are read, used and dropped, so memory stays at a
@@ -29,6 +29,19 @@ from ._operator import smooth_scan
 BLOCK_ELEMENTS = 2**23
 
 
+def work_dtype(dtype) -> np.dtype:
+    """The dtype computations run in: float64 kept, everything else float32."""
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (affinity / cgroup aware where possible)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - non-Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
     """Consecutive (start, stop) row ranges of at most ``rows`` rows covering 0..n."""
     rows = max(1, int(rows))
@@ -36,7 +49,7 @@ def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
 
 
 class NumpySource:
-    """Row blocks of an in-memory matrix (ndarray of shape (n, p)), run serially."""
+    """Row blocks of an in-memory matrix (ndarray of shape (n, p)), run on threads."""
 
     kind = "memory"
 
@@ -44,10 +57,11 @@ class NumpySource:
                  threads: int | None = None):
         self.X = X
         self.shape = X.shape
-        self.dtype = X.dtype
+        self.dtype = work_dtype(X.dtype)
         rows = block_rows or max(1, BLOCK_ELEMENTS // max(X.shape[1], 1))
         self.blocks = row_blocks(X.shape[0], rows)
-        self.threads = max(1, min(len(self.blocks), threads or os.cpu_count() or 1))
+        self.cores = usable_cores()
+        self.threads = max(1, min(len(self.blocks), threads or self.cores))
 
     on_block = None  # called after each block (progress bars)
 
@@ -71,7 +85,9 @@ class NumpySource:
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
-        with threadpool_limits(1), ThreadPoolExecutor(self.threads) as pool:
+        # the cores not used by block threads go to BLAS inside each block
+        with threadpool_limits(max(1, self.cores // self.threads)), \
+                ThreadPoolExecutor(self.threads) as pool:
             return list(pool.map(one, range(len(self.blocks))))
 
 
@@ -94,19 +110,20 @@ class DaskSource:
     kind = "dask"
 
     def __init__(self, X, *, block_rows: int | None = None, scheduler=None,
-                 num_workers: int | None = None):
+                 num_workers: int | None = None, client=None):
         if block_rows:
             X = X.rechunk({0: int(block_rows), 1: -1})
         elif len(X.chunks[1]) > 1:
             X = X.rechunk({1: -1})
         self.X = X
         self.shape = tuple(int(s) for s in X.shape)
-        self.dtype = np.dtype(X.dtype) if X.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+        self.dtype = work_dtype(X.dtype)
         stops = np.cumsum((0,) + tuple(X.chunks[0]))
         self.blocks = [(int(a), int(b)) for a, b in zip(stops[:-1], stops[1:])]
         self._delayed = list(X.to_delayed().ravel())
         self.scheduler = scheduler
         self.num_workers = num_workers
+        self.client = client
 
     def map(self, kernel, per_block=None, shared=()):
         from dask import delayed
@@ -124,7 +141,9 @@ class DaskSource:
     def _compute(self, tasks):
         import dask
 
-        client = _active_client() if self.scheduler is None else None
+        client = self.client
+        if client is None and self.scheduler is None:
+            client = _active_client()
         if client is not None:
             from distributed import as_completed
             futures = client.compute(tasks)
@@ -269,10 +288,13 @@ class BlockOperator:
                     eps: float = 0.1, need_b: bool = True):
         """Fused HALS weight update and ``Wt @ X`` in one read of each block.
 
-        Returns (Wt, B, WtW, dec); see :func:`._kernels.hals_w_step`.
+        Each block makes exactly ``inner`` sweeps (``eps`` is not used: an early stop
+        decided per block would make the result depend on how the rows are split into
+        blocks; the sweeps cost little next to reading the block). Returns (Wt, B, WtW,
+        dec); see :func:`._kernels.hals_w_step`.
         """
         parts = self._map(K.hals_w_step, [(w,) for w in self._split(Wt)],
-                          (H, HHt, float(l1), int(inner), float(mu), float(eps), bool(need_b)))
+                          (H, HHt, float(l1), int(inner), float(mu), 0.0, bool(need_b)))
         Wt_new = np.concatenate([p[0] for p in parts], axis=1)
         B = _sum([p[1] for p in parts]) if need_b else None
         WtW = _sum([p[2] for p in parts])
@@ -410,7 +432,7 @@ class _Subset:
 
 
 class InMemoryOperator(BlockOperator):
-    """Operator over a numpy matrix held in memory (row blocks run serially).
+    """Operator over a numpy matrix held in memory (row blocks run on threads).
 
     Parameters
     ----------

@@ -188,6 +188,8 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
     if device != "cpu" and (device != "auto" or in_memory):
         from ._torch import resolve_device
         dev = resolve_device(device)
+    if dev != "cpu" and device == "auto" and not _fits_gpu(op.X):
+        dev = "cpu"       # auto: a matrix larger than the GPU's free memory stays on the CPU
     if dev != "cpu":
         from ._torch import hals_torch
         if not in_memory:
@@ -206,6 +208,13 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         Wt, H = sort_by_weight(Wt, H)
     return NMFResult(weights=np.ascontiguousarray(Wt.T), components=H,
                      n_iter=n_iter, converged=converged, history=history)
+
+
+def _fits_gpu(X, headroom: float = 2.0) -> bool:
+    """True if ``headroom`` times X (as float32) fits the current CUDA device's free memory."""
+    import torch
+    free, _ = torch.cuda.mem_get_info()
+    return X.size * 4 * headroom <= free
 
 
 def sort_by_weight(Wt: np.ndarray, H: np.ndarray):

@@ -210,7 +210,8 @@ def hals_torch(X, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
         A = H @ Xt.T                                     # pass 1 over X
         hdiag = HHt.diagonal().tolist()                  # sync
         mu = ortho * float(np.asarray(hdiag, dtype=np.float32).sum()) / k if ortho else 0.0
-        dec = _sweep_torch(Wt, A, HHt, l1_weights, inner_w, ortho=mu, gdiag=hdiag)
+        # weights: exactly inner_w sweeps, as the block operator makes (no early stop)
+        dec = _sweep_torch(Wt, A, HHt, l1_weights, inner_w, eps=0.0, ortho=mu, gdiag=hdiag)
         WtW = Wt @ Wt.T
         B = Wt @ Xt                                      # pass 2 over X
         H_prev = H.clone() if ortho else None
@@ -244,6 +245,6 @@ def hals_torch(X, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
             converged = True
             break
     if ortho:
-        _sweep_torch(Wt, H @ Xt.T, HHt, l1_weights, 50, eps=0.01)
+        _sweep_torch(Wt, H @ Xt.T, HHt, l1_weights, 50, eps=0.0)
     return (Wt.cpu().numpy().astype(np.float32, copy=False),
             H.cpu().numpy().astype(np.float32, copy=False), it, history, converged)
