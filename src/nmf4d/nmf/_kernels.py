@@ -3,7 +3,7 @@
 Every function here takes one row block ``X`` (ndarray of shape (m, p): m patterns of
 p pixels) and returns a small result; the block operator (:mod:`._blocked`) sums or
 concatenates the results over blocks. They are pure functions of their arguments, so the
-same code runs serially in memory, in dask threads, or on dask.distributed workers (the
+same code runs on threads in memory, as dask tasks, or on dask.distributed workers (the
 LiberTEM separation of per-chunk computation from its execution).
 
 ``r`` (ndarray of shape (m,)) and ``c`` (ndarray of shape (p,)) are optional row and
