@@ -25,8 +25,10 @@ import numpy as np
 from . import _kernels as K
 from ._operator import smooth_scan
 
-#: Default row-block size for in-memory data: 8M elements (32 MB of float32).
-BLOCK_ELEMENTS = 2**23
+#: Default row-block size for in-memory data: 4M elements (16 MB of float32). Measured per
+#: HALS iteration on a 9216 x 16384 matrix (2 cores): 32 rows 102 ms, 128 rows 63 ms,
+#: 256 rows 59 ms, 512 rows 64 ms, 1024 rows 65 ms.
+BLOCK_ELEMENTS = 2**22
 
 
 def work_dtype(dtype) -> np.dtype:

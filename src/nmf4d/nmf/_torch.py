@@ -18,6 +18,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
+from ._blocked import BLOCK_ELEMENTS
 from ._hals import _TINY, _max_inner
 
 _CUDA_N = re.compile(r"cuda:(\d+)")
@@ -196,7 +197,7 @@ def hals_torch(X, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     k, n = Wt.shape
     p = H.shape[1]
     sq_x = float(sum(_dot64(blk, blk)                   # row blocks: bounded memory
-                     for blk in torch.split(Xt, max(1, 2**23 // max(p, 1)))))
+                     for blk in torch.split(Xt, max(1, BLOCK_ELEMENTS // max(p, 1)))))
     if inner == "auto":
         inner_w, inner_h = _max_inner(n, p, k), _max_inner(p, n, k)
     else:
