@@ -53,8 +53,6 @@ def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
 class NumpySource:
     """Row blocks of an in-memory matrix (ndarray of shape (n, p)), run on threads."""
 
-    kind = "memory"
-
     def __init__(self, X: np.ndarray, *, block_rows: int | None = None,
                  threads: int | None = None):
         self.X = X
@@ -67,14 +65,17 @@ class NumpySource:
 
     on_block = None  # called after each block (progress bars)
 
-    def map(self, kernel, per_block=None, shared=()):
-        """``[kernel(X[block], *per_block[i], *shared) for each block]``.
+    def map(self, kernel, per_block=None, shared=(), only=None):
+        """``[kernel(X[block], *per_block[i], *shared) for each block]`` (``only``: the
+        indices of the blocks to run, default all).
 
         Blocks run on ``threads`` threads, each with single-threaded BLAS: the kernels'
         element-wise work (numpy releases the GIL) then uses every core too, which
         multi-threaded BLAS inside one block does not. Results come back in block order,
         so they do not depend on the number of threads.
         """
+        todo = range(len(self.blocks)) if only is None else list(only)
+
         def one(i):
             s, e = self.blocks[i]
             extra = per_block[i] if per_block is not None else ()
@@ -82,15 +83,16 @@ class NumpySource:
             if self.on_block is not None:
                 self.on_block()
             return out
-        if self.threads == 1:
-            return [one(i) for i in range(len(self.blocks))]
+        threads = min(self.threads, len(todo))
+        if threads <= 1:
+            return [one(i) for i in todo]
         from concurrent.futures import ThreadPoolExecutor
 
         from threadpoolctl import threadpool_limits
         # the cores not used by block threads go to BLAS inside each block
-        with threadpool_limits(max(1, self.cores // self.threads)), \
-                ThreadPoolExecutor(self.threads) as pool:
-            return list(pool.map(one, range(len(self.blocks))))
+        with threadpool_limits(max(1, self.cores // threads)), \
+                ThreadPoolExecutor(threads) as pool:
+            return list(pool.map(one, todo))
 
 
 class DaskSource:
@@ -109,8 +111,6 @@ class DaskSource:
         Threads of the threaded scheduler.
     """
 
-    kind = "dask"
-
     def __init__(self, X, *, block_rows: int | None = None, scheduler=None,
                  num_workers: int | None = None, client=None):
         if block_rows:
@@ -127,15 +127,16 @@ class DaskSource:
         self.num_workers = num_workers
         self.client = client
 
-    def map(self, kernel, per_block=None, shared=()):
+    def map(self, kernel, per_block=None, shared=(), only=None):
+        """As :meth:`NumpySource.map`, one dask task per block."""
         from dask import delayed
 
         shared_d = tuple(delayed(s, pure=True) if isinstance(s, np.ndarray) else s
                          for s in shared)
         tasks = []
-        for i, blk in enumerate(self._delayed):
+        for i in (range(len(self._delayed)) if only is None else only):
             extra = per_block[i] if per_block is not None else ()
-            tasks.append(delayed(kernel, pure=True)(blk, *extra, *shared_d))
+            tasks.append(delayed(kernel, pure=True)(self._delayed[i], *extra, *shared_d))
         return self._compute(tasks)
 
     on_block = None  # called after each block (progress bars)
@@ -224,13 +225,14 @@ class BlockOperator:
     def _col(self):
         return None if self.scales is None else self.scales[1]
 
-    def _map(self, kernel, per_block, shared=(), extra_r=None):
-        """Run ``kernel(X_block, *per_block[i], *shared, r_block, c)`` over every block."""
+    def _map(self, kernel, per_block, shared=(), extra_r=None, only=None):
+        """Run ``kernel(X_block, *per_block[i], *shared, r_block, c)`` over every block
+        (or the blocks ``only``)."""
         rows = self._rows(extra_r)
         per = [tuple(per_block[i]) if per_block is not None else () for i in range(len(rows))]
         return self.source.map(_Call(kernel, len(shared)),
                                [per[i] + (rows[i],) for i in range(len(rows))],
-                               tuple(shared) + (self._col(),))
+                               tuple(shared) + (self._col(),), only=only)
 
     def _split(self, Wt):
         return [Wt[:, s:e] for s, e in self.source.blocks]
@@ -370,8 +372,7 @@ class BlockOperator:
         keep = [i for i, w in enumerate(where) if w.size]
         if not keep:
             return out
-        sub = _Subset(self, keep)
-        parts = sub.map(K.take_rows, [per[i] for i in keep])
+        parts = self._map(K.take_rows, per, only=keep)   # read only the blocks needed
         for i, part in zip(keep, parts):
             out[where[i]] = part
         return out
@@ -409,28 +410,6 @@ class _Call:
         shared = args[len(args) - self.n_shared - 1:-1]
         c = args[-1]
         return self.kernel(X, *per, *shared, r, c)
-
-
-class _Subset:
-    """The blocks ``keep`` of an operator's source (to read only the blocks needed)."""
-
-    def __init__(self, op: BlockOperator, keep):
-        self.op, self.keep = op, keep
-
-    def map(self, kernel, per_block):
-        src = self.op.source
-        rows = self.op._rows()
-        c = self.op._col()
-        if isinstance(src, NumpySource):
-            out = []
-            for i, pb in zip(self.keep, per_block):
-                s, e = src.blocks[i]
-                out.append(kernel(src.X[s:e], *pb, rows[i], c))
-            return out
-        from dask import delayed
-        tasks = [delayed(kernel, pure=True)(src._delayed[i], *pb, rows[i], c)
-                 for i, pb in zip(self.keep, per_block)]
-        return list(src._compute(tasks))
 
 
 class InMemoryOperator(BlockOperator):
