@@ -192,7 +192,7 @@ def _final_model_path(record: dict, tmp, out) -> None:
 
 
 def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None):
-    from .execution import parse_memory, start_client
+    from .execution import dask_client, parse_memory
     from .pipeline import analyse
     from .results import AtomicOutput, check_output
 
@@ -204,22 +204,16 @@ def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None)
     if args.device not in ("cpu", "auto"):
         from .nmf._torch import resolve_device
         resolve_device(args.device)
-    client, cluster = start_client(scheduler=args.scheduler, workers=args.workers)
-    try:
-        with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
-            cfg = _preprocess_config(args, save_dir=tmp)
-            a = analyse(data, k=k, k_range=args.k_range, preprocessing=cfg, seed=args.seed,
-                        max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
-                        l1_components=args.l1_components, init=args.init,
-                        weighting=args.weighting, ortho=args.ortho, sweep=args.sweep,
-                        memory=args.memory, client=client, device=args.device,
-                        progress=say, show_progress=not args.quiet)
-            _write_outputs(tmp, a, args, input_label, input_info, extra_attrs)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+    with dask_client(scheduler=args.scheduler, workers=args.workers) as client, \
+            AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
+        cfg = _preprocess_config(args, save_dir=tmp)
+        a = analyse(data, k=k, k_range=args.k_range, preprocessing=cfg, seed=args.seed,
+                    max_iter=args.max_iter, tol=args.tol, l1_weights=args.l1_weights,
+                    l1_components=args.l1_components, init=args.init,
+                    weighting=args.weighting, ortho=args.ortho, sweep=args.sweep,
+                    memory=args.memory, client=client, device=args.device,
+                    progress=say, show_progress=not args.quiet)
+        _write_outputs(tmp, a, args, input_label, input_info, extra_attrs)
     if not args.quiet:
         print(f"k = {a.k}; results in {os.path.join(args.output, 'results.h5')}", file=sys.stderr)
     return a
@@ -297,7 +291,7 @@ def cmd_info(args):
 
 
 def cmd_compare_filters(args):
-    from .execution import parse_memory, start_client
+    from .execution import dask_client, parse_memory
     from .io import open_dataset
     from .results import AtomicOutput, check_output
 
@@ -308,15 +302,9 @@ def cmd_compare_filters(args):
     names = [f.strip() for f in args.filters.split(",") if f.strip()]
     say = _progress(args.quiet)
     parse_memory(args.memory)                             # fail before the work
-    client, cluster = start_client(scheduler=args.scheduler, workers=args.workers)
-    try:
-        with AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
-            comp = _compare_and_write(ds, args, names, say, tmp, client)
-    finally:
-        if client is not None:
-            client.close()
-        if cluster is not None:
-            cluster.close()
+    with dask_client(scheduler=args.scheduler, workers=args.workers) as client, \
+            AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
+        comp = _compare_and_write(ds, args, names, say, tmp, client)
     if not args.quiet:
         for n in comp.filters:
             print(f"{n:8s} k = {comp.analyses[n].k}", file=sys.stderr)

@@ -93,9 +93,6 @@ class _Null:
     def update(self, n=1):
         return None
 
-    def set_postfix_str(self, *a, **k):
-        return None
-
 
 @contextmanager
 def counting(ops, bar):
@@ -120,6 +117,20 @@ def counting(ops, bar):
     finally:
         for src in sources.values():
             src.on_block = None
+
+
+@contextmanager
+def dask_client(*, scheduler: str | None = None, workers: int | None = None):
+    """Context: a ``dask.distributed`` client from :func:`start_client` (None when neither
+    is given), closed with its local cluster on exit."""
+    client, cluster = start_client(scheduler=scheduler, workers=workers)
+    try:
+        yield client
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def start_client(*, scheduler: str | None = None, workers: int | None = None):
