@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._hals import _sweep
 from ._operator import smooth_scan
 
 
@@ -55,11 +54,6 @@ class LowRankOperator:
     def wt_x(self, Wt: np.ndarray) -> np.ndarray:
         """``Wt @ Q @ B``, ndarray of shape (k, p)."""
         return (Wt @ self.Q) @ self.B
-
-    def hals_w_step(self, Wt, H, HHt, *, l1=0.0, inner=1, mu=0.0, eps=0.1, need_b=True):
-        Wt = np.array(Wt, copy=True)
-        dec = _sweep(Wt, self.x_ht(H), HHt, l1, inner, eps=eps, ortho=mu)
-        return Wt, (self.wt_x(Wt) if need_b else None), Wt @ Wt.T, dec
 
     def sq_norm(self) -> float:
         """``||Q B||_F^2 = ||B||_F^2`` (Q orthonormal)."""
