@@ -164,13 +164,13 @@ def start_client(*, scheduler: str | None = None, workers: int | None = None):
 
 def _bad_values(st: dict, scan_shape, name: str = "data") -> None:
     """Raise like :func:`nmf4d.preprocess.check_values` from a statistics pass."""
-    for n, rows, what, extra in ((st["n_bad"], st["bad_rows"], "NaN/inf", ""),
-                                 (st["n_neg"], st["neg_rows"], "negative",
-                                  f"; minimum value {st['min']:g} (NMF needs >= 0)")):
-        if n:
-            pos = tuple(int(i) for i in np.unravel_index(int(rows[0]), scan_shape))
-            raise InputError(f"{name} contains {int(n)} {what} value(s) in {len(rows)} "
-                             f"pattern(s); first at scan position {pos}{extra}")
+    from .preprocess import raise_bad_values
+
+    def positions(rows):
+        return np.stack(np.unravel_index(np.asarray(rows, dtype=np.int64), scan_shape), axis=1)
+    raise_bad_values(name, n_bad=st["n_bad"], bad_positions=positions(st["bad_rows"]),
+                     n_neg=st["n_neg"], neg_positions=positions(st["neg_rows"]),
+                     vmin=st["min"])
 
 
 def data_operators(arr, *, weighting: str = "poisson", memory=None, client=None,

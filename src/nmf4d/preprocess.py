@@ -140,15 +140,25 @@ def check_values(data: Array, *, name: str = "data") -> None:
     parts = ((~finite).sum(), (~finite).any(axis=(2, 3)), neg.sum(), neg.any(axis=(2, 3)),
              xp.where(finite, data, np.inf).min())
     n_bad, bad_map, n_neg, neg_map, vmin = da.compute(*parts) if xp is da else parts
-    for n, where, what, extra in ((n_bad, bad_map, "NaN/inf", ""),
-                                  (n_neg, neg_map, "negative",
+    raise_bad_values(name, n_bad=n_bad, bad_positions=np.argwhere(bad_map), n_neg=n_neg,
+                     neg_positions=np.argwhere(neg_map), vmin=vmin)
+    return None
+
+
+def raise_bad_values(name: str, *, n_bad: int, bad_positions, n_neg: int, neg_positions,
+                     vmin: float) -> None:
+    """Raise the :func:`check_values` error for counted bad values, if any.
+
+    ``bad_positions`` / ``neg_positions``: ndarray of shape (m, 2), the scan positions of
+    the patterns holding NaN/inf or negative values, in row-major order.
+    """
+    for n, where, what, extra in ((n_bad, bad_positions, "NaN/inf", ""),
+                                  (n_neg, neg_positions, "negative",
                                    f"; minimum value {float(vmin):g} (NMF needs >= 0)")):
         if n:
-            pos = tuple(int(i) for i in np.argwhere(where)[0])
-            raise InputError(f"{name} contains {int(n)} {what} value(s) in "
-                             f"{int(np.count_nonzero(where))} pattern(s); first at scan "
-                             f"position {pos}{extra}")
-    return None
+            pos = tuple(int(i) for i in where[0])
+            raise InputError(f"{name} contains {int(n)} {what} value(s) in {len(where)} "
+                             f"pattern(s); first at scan position {pos}{extra}")
 
 
 # ---------------------------------------------------------------------- binning / crop
