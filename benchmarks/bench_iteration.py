@@ -38,9 +38,7 @@ def main():
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "bench_iteration.json"))
     args = ap.parse_args()
-    from nmf4d.nmf import InMemoryOperator, apply_scales, poisson_scales
-    from nmf4d.nmf._hals import hals
-    from nmf4d.nmf._estimator import initialise
+    from nmf4d.nmf import InMemoryOperator, apply_scales, hals, initialise, poisson_scales
     from nmf4d.synthetic import make_polycrystal
 
     scan, pat = ((48, 48), (64, 64)) if args.small else ((96, 96), (128, 128))

@@ -65,7 +65,7 @@ def main():
         t = time.perf_counter()
         r = non_negative_factorization(X, args.k, init=init, seed=0, tol=args.tol, max_iter=1000)
         t_us = time.perf_counter() - t
-        results[init] = (t_us, frob(r.weights, r.components), r.n_iter)
+        results[init] = (t_us, frob(r.weights.T, r.components), r.n_iter)
 
     conv = "converged" if sk.n_iter_ < args.sk_max_iter else "NOT converged"
     print(f"\nscikit-learn cd/nndsvda tol={args.sk_tol} ({conv}): {t_sk:7.2f} s, {sk.n_iter_} iterations, "

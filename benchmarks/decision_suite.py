@@ -3,9 +3,10 @@
 Issue target: k chosen = k_true on at least 11 of 12 and within +-1 on all; ARI >= 0.95
 outside overlap bands; overlap IoU at threshold 0.75 >= 0.7.
 
-Run:  python benchmarks/decision_suite.py [--cases NAME ...] [--k-range 2:20]
+Run:  python benchmarks/decision_suite.py [--cases NAME ...] [--k-range 2:20] [--out DIR]
 Prints a markdown table (k_true, knee, chosen k, ARI, IoU, min cosine of the true patterns
-to their Hungarian-matched components, seconds).
+to their Hungarian-matched components, seconds). ``--out DIR`` also writes each case's
+results folder (DIR/<case>/results.h5), e.g. for ``benchmarks/compare_results.py``.
 """
 from __future__ import annotations
 
@@ -15,19 +16,25 @@ import time
 import numpy as np
 
 
-def evaluate(name, k_range="2:20", seed_offset=0, **analyse_options):
+def evaluate(name, k_range="2:20", seed_offset=0, out=None, **options):
     from sklearn.metrics import adjusted_rand_score
 
+    from nmf4d.config import AnalysisConfig
     from nmf4d.pipeline import analyse
-    from nmf4d.synthetic import suite_case
-
-    from nmf4d.synthetic import DECISION_SUITE
+    from nmf4d.synthetic import DECISION_SUITE, suite_case
 
     base = next(c["seed"] for c in DECISION_SUITE if c["name"] == name)
     data, truth = suite_case(name, seed=base + seed_offset)
     t = time.perf_counter()
-    a = analyse(data, k="auto", k_range=k_range, **analyse_options)
+    a = analyse(data, AnalysisConfig.from_flat(k="auto", k_range=k_range, **options))
     seconds = time.perf_counter() - t
+    if out is not None:
+        from pathlib import Path
+
+        from nmf4d.results import write_results
+        folder = Path(out) / name
+        folder.mkdir(parents=True, exist_ok=True)
+        write_results(folder / "results.h5", a, input_path=f"suite:{name}")
     band = truth.in_band()
     ari = adjusted_rand_score(truth.labels[~band], a.labels[~band])
     tm = truth.overlap_mask(0.75)
@@ -57,13 +64,14 @@ def main():
     ap.add_argument("--ortho", type=float, default=None, help="override the NMF ortho penalty")
     ap.add_argument("--seed-offset", type=int, default=0,
                     help="draw every case with seed + offset (held-out check of the rule)")
+    ap.add_argument("--out", default=None, help="also write each case's results folder here")
     args = ap.parse_args()
     rows = []
     print("| case | k_true | knee | chosen k | ARI | IoU@0.75 | min cos | seconds |")
     print("|---|---|---|---|---|---|---|---|")
     for name in args.cases:
         opts = {} if args.ortho is None else {"ortho": args.ortho}
-        r = evaluate(name, args.k_range, args.seed_offset, **opts)
+        r = evaluate(name, args.k_range, args.seed_offset, out=args.out, **opts)
         rows.append(r)
         print(f"| {r['name']} | {r['k_true']} | {r['knee']} | {r['chosen']} | {r['ari']:.3f} | "
               f"{r['iou']:.3f} | {r['mincos']:.3f} | {r['seconds']:.1f} |", flush=True)

@@ -28,7 +28,9 @@ def psnr_to_clean(x, clean):
 
 def main():
     from nmf4d.pipeline import analyse
-    from nmf4d.preprocess import FILTERS, PreprocessConfig, preprocess
+    from nmf4d.config import AnalysisConfig, PreprocessConfig
+    from nmf4d.filters import FILTERS
+    from nmf4d.preprocess import preprocess
     from nmf4d.synthetic import make_polycrystal, suite_case
 
     ap = argparse.ArgumentParser()
@@ -42,9 +44,9 @@ def main():
     print("| filter | mean NSD | PSNR vs clean (dB) | chosen k | filter s | analysis s |")
     print("|---|---|---|---|---|---|")
     for n in names:
-        cfg = PreprocessConfig(filter=n, filter_options={"progress": False} if n == "denoise" else None)
+        cfg = PreprocessConfig(filter=n)
         t = time.perf_counter()
-        x, _ = preprocess(data, cfg)
+        x, _, _ = preprocess(data, cfg)
         tf = time.perf_counter() - t
         t = time.perf_counter()
         a = analyse(x)
@@ -59,8 +61,7 @@ def main():
         d, tr = suite_case(c)
         ks = []
         for n in names:
-            cfg = PreprocessConfig(filter=n, filter_options={"progress": False} if n == "denoise" else None)
-            ks.append(analyse(d, preprocessing=cfg).k)
+            ks.append(analyse(d, AnalysisConfig.from_flat(filter=n)).k)
         print(f"| {c} | {tr.k_true} | " + " | ".join(str(k) for k in ks) + " |", flush=True)
 
 

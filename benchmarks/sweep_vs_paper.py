@@ -64,8 +64,10 @@ def main():
                                                   "sweep_vs_paper.json"))
     args = ap.parse_args()
 
-    from nmf4d.nmf import InMemoryOperator, apply_scales, poisson_scales
-    from nmf4d.select_k import choose_k
+    from nmf4d.config import SweepConfig
+    from nmf4d.nmf import InMemoryOperator
+    from nmf4d.prepare import load
+    from nmf4d.select_k import select
     from nmf4d.sweep import loss_sweep
     from nmf4d.synthetic import make_polycrystal
 
@@ -82,7 +84,7 @@ def main():
     op = InMemoryOperator(X)
     # (b) nmf4d, same objective as the paper
     t = time.perf_counter()
-    sw = loss_sweep(op, (3, 20), scan_shape=scan, max_iter=200, tol=1e-4, seed=0)
+    sw = loss_sweep(op, SweepConfig(k_range=(3, 20)), scan_shape=scan, seed=0)
     t_b = time.perf_counter() - t
     out["nmf4d_same_objective"] = {"seconds": t_b, "loss": sw.loss.tolist(),
                                    "starts": sw.starts,
@@ -91,12 +93,9 @@ def main():
     print(f"nmf4d sweep (weighting none): {t_b:.2f} s, knee {sw.knee}", flush=True)
     # nmf4d default: Poisson-weighted, with the level-two decision
     t = time.perf_counter()
-    sc = poisson_scales(X)
-    fop = InMemoryOperator(apply_scales(X, *sc))
-    sp = loss_sweep(fop, (3, 20), loss_op=op, scales=sc, scan_shape=scan, max_iter=200,
-                    tol=1e-4, seed=0)
-    sel = choose_k(sp.fits, scan, pat, sp.window, sp.knee,
-                   losses=dict(zip(sp.k.tolist(), sp.loss.tolist())))
+    fd = load(data.astype(np.float32), weighting="poisson")
+    sp = loss_sweep(fd, SweepConfig(k_range=(3, 20)), seed=0)
+    sel = select(sp, fd)
     t_p = time.perf_counter() - t
     out["nmf4d_default"] = {"seconds": t_p, "loss": sp.loss.tolist(), "knee": sp.knee,
                             "chosen_k": sel.k, "timings": sp.timings}
@@ -135,11 +134,10 @@ def main():
         else:
             lo, hi = (int(v) for v in args.reference_k.split(":"))
             t = time.perf_counter()
-            r0 = loss_sweep(op, (lo, hi), scan_shape=scan, max_iter=args.reference_max_iter,
-                            tol=1e-6, method="full", seed=0)
-            r1 = loss_sweep(fop, (lo, hi), loss_op=op, scales=sc, scan_shape=scan,
-                            max_iter=args.reference_max_iter, tol=1e-6, method="full",
-                            seed=0)
+            ref = SweepConfig(k_range=(lo, hi), method="full", tol=1e-6,
+                              max_iter=args.reference_max_iter)
+            r0 = loss_sweep(op, ref, scan_shape=scan, seed=0)
+            r1 = loss_sweep(fd, ref, seed=0)
             out["reference"] = {"seconds": time.perf_counter() - t, "k": list(range(lo, hi + 1)),
                                 "loss_none": r0.loss.tolist(), "loss_poisson": r1.loss.tolist(),
                                 "n_iter_none": r0.n_iter.tolist(),

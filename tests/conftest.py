@@ -60,7 +60,7 @@ def fit_at_k_true(cfg: dict, **nmf_options) -> Fit:
     X = as_matrix(data)
     res = non_negative_factorization(X, truth.k_true, seed=0, **nmf_options)
     return Fit(data=data, truth=truth, X=X, result=res,
-               weights=res.weights.T.reshape(truth.k_true, sy, sx),
+               weights=res.weights.reshape(truth.k_true, sy, sx),
                components=res.components.reshape(truth.k_true, ky, kx))
 
 

@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from nmf4d.config import AnalysisConfig
 from nmf4d.pipeline import analyse
 from nmf4d.synthetic import DECISION_SUITE, suite_case
 
 
 def _check(name, k_range):
     data, truth = suite_case(name)
-    a = analyse(data, k="auto", k_range=k_range)
+    a = analyse(data, AnalysisConfig.from_flat(k_range=k_range))
     band = truth.in_band()
     ari = adjusted_rand_score(truth.labels[~band], a.labels[~band])
     tm, pm = truth.overlap_mask(0.75), a.ratio >= 0.75

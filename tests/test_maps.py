@@ -6,13 +6,14 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 from conftest import cosine_matrix
+from nmf4d.beam import beam_fraction, direct_beam_region
+from nmf4d.config import AnalysisConfig, MapsConfig
 from nmf4d.errors import InputError
 from nmf4d.maps import (
     DEFAULT_THRESHOLDS,
-    beam_fraction,
     cluster_map,
     detect_background,
-    direct_beam_region,
+    make_maps,
     overlap_masks,
     overlap_ratio,
 )
@@ -196,7 +197,7 @@ def test_overlap_iou_with_vacuum_default_pipeline():
 
     data, truth = make_polycrystal((32, 32), (40, 40), n_grains=4, vacuum=True, dose=2000,
                                    seed=1)
-    a = analyse(data, k=truth.k_true)
+    a = analyse(data, AnalysisConfig.from_flat(k=truth.k_true))
     true = truth.overlap_mask(0.75)
     found = a.ratio >= 0.75
     assert true.sum() > 20
@@ -218,3 +219,17 @@ def test_overlap_partner_is_true_neighbour(fit_novac):
     true = [frozenset((c, d)) for c, d in zip(truth.labels[sel], truth.secondary[sel])]
     agree = np.mean([f == t for f, t in zip(found, true)])
     assert agree >= 0.95
+
+
+def test_make_maps_is_the_maps_stage(fit_vac):
+    """make_maps gathers the maps of one fit exactly as the functions give them."""
+    m = make_maps(fit_vac.weights, fit_vac.components, MapsConfig(thresholds=(0.5, 0.9)))
+    np.testing.assert_array_equal(m.labels, cluster_map(fit_vac.weights))
+    assert m.background == detect_background(fit_vac.components)
+    assert len(m.background) == 1                     # the vacuum
+    ratio, partner = overlap_ratio(fit_vac.weights, background=m.background)
+    np.testing.assert_array_equal(m.ratio, ratio)
+    np.testing.assert_array_equal(m.partner, partner)
+    assert m.thresholds.dtype == np.float32 and m.thresholds.tolist() == [0.5, np.float32(0.9)]
+    np.testing.assert_array_equal(m.masks, overlap_masks(ratio, m.thresholds))
+    assert m.masks[0].sum() > m.masks[1].sum() > 0

@@ -11,14 +11,12 @@ from sklearn.decomposition import NMF as SklearnNMF
 from sklearn.metrics import adjusted_rand_score
 
 from conftest import POLY_VAC, as_matrix, cosine_matrix
-from nmf4d.synthetic import make_polycrystal
 from nmf4d.errors import InputError
-from nmf4d.nmf import NMF, non_negative_factorization, randomized_svd
+from nmf4d.nmf import NMF, InMemoryOperator, non_negative_factorization
+from nmf4d.options import INITS
 from nmf4d.synthetic import make_polycrystal
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
-
-INITS = ("spa", "nndsvda", "nndsvd", "random")
 
 
 def _low_rank(seed, n=80, p=60, r=5, noise=0.05):
@@ -72,6 +70,7 @@ def test_patterns_recovered_by_default_pipeline(case):
     component (cosines 0.57-0.78 on these scans with ortho=0)."""
     from types import SimpleNamespace
 
+    from nmf4d.config import AnalysisConfig
     from nmf4d.pipeline import analyse
     from nmf4d.synthetic import suite_case
 
@@ -79,7 +78,7 @@ def test_patterns_recovered_by_default_pipeline(case):
         data, truth = make_polycrystal(**POLY_VAC)
     else:
         data, truth = suite_case(case)
-    a = analyse(data, k=truth.k_true)
+    a = analyse(data, AnalysisConfig.from_flat(k=truth.k_true))
     _assert_patterns_recovered(SimpleNamespace(truth=truth, components=a.components))
 
 
@@ -91,16 +90,16 @@ def test_vacuum_component_recovered_with_default(fit_vac):
 
 def test_weights_are_intensities(fit_novac):
     """With normalised components, the weights at a position add up to its counts."""
-    W = fit_novac.result.weights                      # (n, k)
+    W = fit_novac.result.weights                      # (k, n)
     totals = fit_novac.X.sum(axis=1, dtype=np.float64)
-    explained = W.sum(axis=1, dtype=np.float64)
+    explained = W.sum(axis=0, dtype=np.float64)
     assert np.allclose(explained.sum(), totals.sum(), rtol=0.02)
     # and each component's weights track the true contribution of its grain
     S = cosine_matrix(fit_novac.truth.patterns, fit_novac.components)
     rows, cols = linear_sum_assignment(-S)
     true_fr = fit_novac.truth.fractions.reshape(fit_novac.truth.k_true, -1)
     for r, c in zip(rows, cols):
-        assert np.corrcoef(true_fr[r], W[:, c])[0, 1] > 0.98
+        assert np.corrcoef(true_fr[r], W[c])[0, 1] > 0.98
 
 
 # ----------------------------------------------------------------- determinism, scaling
@@ -131,19 +130,19 @@ def test_input_not_modified(small):
 @pytest.mark.parametrize("init", ["spa", "nndsvda"])
 def test_normalisation_keeps_product(small, init):
     X, _ = small
-    norm = non_negative_factorization(X, 3, init=init, seed=0, normalize=True, sort=False)
-    raw = non_negative_factorization(X, 3, init=init, seed=0, normalize=False, sort=False)
+    norm = non_negative_factorization(X, 3, init=init, seed=0, normalise=True, sort=False)
+    raw = non_negative_factorization(X, 3, init=init, seed=0, normalise=False, sort=False)
     sums = norm.components.sum(axis=1, dtype=np.float64)
     np.testing.assert_allclose(sums, 1.0, rtol=1e-5)
-    prod_norm = norm.weights.astype(np.float64) @ norm.components.astype(np.float64)
-    prod_raw = raw.weights.astype(np.float64) @ raw.components.astype(np.float64)
+    prod_norm = norm.weights.T.astype(np.float64) @ norm.components.astype(np.float64)
+    prod_raw = raw.weights.T.astype(np.float64) @ raw.components.astype(np.float64)
     np.testing.assert_allclose(prod_norm, prod_raw, rtol=1e-4, atol=1e-4 * prod_raw.max())
     # the unnormalised run is really unnormalised (otherwise the test proves nothing)
     assert not np.allclose(raw.components.sum(axis=1), 1.0, rtol=1e-3)
 
 
 def test_sorted_by_intensity_explained(fit_novac):
-    totals = fit_novac.result.weights.sum(axis=0, dtype=np.float64)
+    totals = fit_novac.result.weights.sum(axis=1, dtype=np.float64)
     assert np.all(np.diff(totals) <= 0)
 
 
@@ -152,7 +151,7 @@ def test_non_negative_factors(small):
     for init in INITS:
         r = non_negative_factorization(X, 4, init=init, seed=0, max_iter=50)
         assert r.weights.min() >= 0 and r.components.min() >= 0, init
-        assert r.weights.shape == (X.shape[0], 4) and r.components.shape == (4, X.shape[1])
+        assert r.weights.shape == (4, X.shape[0]) and r.components.shape == (4, X.shape[1])
         assert np.isfinite(r.weights).all() and np.isfinite(r.components).all()
 
 
@@ -165,12 +164,13 @@ def test_history_is_relative_error_and_decreases(small):
     h = np.asarray(r.history)
     assert np.all(np.diff(h) <= 1e-9 * h[0])            # HALS never increases the loss
     assert h[-1] < h[0]
-    direct = np.linalg.norm(Xd - r.weights @ r.components) / np.linalg.norm(Xd)
+    direct = np.linalg.norm(Xd - r.weights.T @ r.components) / np.linalg.norm(Xd)
     assert r.relative_error == pytest.approx(direct, rel=1e-6)
     # float32 data: same error up to float32 rounding of the history's formula
     r32 = non_negative_factorization(X, 3, seed=0, max_iter=200, tol=1e-9)
     assert r32.components.dtype == np.float32
-    direct32 = np.linalg.norm(Xd - r32.weights.astype(np.float64) @ r32.components) / np.linalg.norm(Xd)
+    direct32 = np.linalg.norm(Xd - r32.weights.T.astype(np.float64) @ r32.components) \
+        / np.linalg.norm(Xd)
     assert r32.relative_error == pytest.approx(direct32, rel=1e-4)
     assert r32.relative_error == pytest.approx(r.relative_error, rel=1e-3)
 
@@ -182,7 +182,7 @@ def test_class_and_function_identical(small):
     est = NMF(3, **kw)
     W = est.fit_transform(X)
     res = non_negative_factorization(X, 3, **kw)
-    np.testing.assert_array_equal(W, res.weights)
+    np.testing.assert_array_equal(W, res.weights.T)            # scikit-learn's W (n, k)
     np.testing.assert_array_equal(est.weights_, res.weights)
     np.testing.assert_array_equal(est.components_, res.components)
     assert est.n_iter_ == res.n_iter and est.loss_history_ == res.history
@@ -200,10 +200,10 @@ def test_estimator_attributes(small):
     assert {"components_", "weights_", "n_iter_", "converged_", "loss_history_",
             "reconstruction_err_"} <= fitted
     Xd = X.astype(np.float64)
-    err = np.linalg.norm(Xd - est.weights_.astype(np.float64) @ est.components_)
+    err = np.linalg.norm(Xd - est.weights_.T.astype(np.float64) @ est.components_)
     assert est.reconstruction_err_ == pytest.approx(err, rel=1e-3)
-    np.testing.assert_allclose(est.inverse_transform(est.weights_),
-                               est.weights_ @ est.components_)
+    np.testing.assert_allclose(est.inverse_transform(est.weights_.T),
+                               est.weights_.T @ est.components_)
 
 
 # ------------------------------------------------------------------ reference libraries
@@ -211,7 +211,7 @@ def test_estimator_attributes(small):
 def test_not_worse_than_sklearn(seed, k):
     X = _low_rank(seed)
     ours = NMF(k, init="nndsvda", tol=1e-8, max_iter=5000).fit(X)
-    ours_err = np.linalg.norm(X - ours.weights_ @ ours.components_)
+    ours_err = np.linalg.norm(X - ours.weights_.T @ ours.components_)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")                   # ConvergenceWarning
         ref = SklearnNMF(k, solver="cd", init="nndsvda", tol=1e-6, max_iter=2000).fit(X)
@@ -221,10 +221,12 @@ def test_not_worse_than_sklearn(seed, k):
 
 
 @pytest.mark.parametrize("dtype,rtol", [(np.float64, 1e-6), (np.float32, 1e-3)])
-def test_randomized_svd_matches_numpy(dtype, rtol):
+def test_sketch_svd_matches_numpy(dtype, rtol):
+    """The one randomized SVD (the operator's range finder) against numpy's SVD."""
     rng = np.random.default_rng(0)
     A = (rng.random((200, 6)) @ rng.random((6, 150))).astype(dtype)   # rank 6 exactly
-    U, S, Vt = randomized_svd(A, 6, rng=np.random.default_rng(1))
+    op = InMemoryOperator(A, block_rows=37)
+    U, S, Vt = op.sketch(6, rng=np.random.default_rng(1))
     ref = np.linalg.svd(A.astype(np.float64), compute_uv=False)
     assert U.shape == (200, 6) and S.shape == (6,) and Vt.shape == (6, 150)
     np.testing.assert_allclose(S, ref[:6], rtol=max(rtol, 1e-3))
@@ -232,7 +234,7 @@ def test_randomized_svd_matches_numpy(dtype, rtol):
     recon = (U * S) @ Vt
     assert np.linalg.norm(recon - A) <= 10 * rtol * np.linalg.norm(A)
     # fewer components: the leading singular values of the full matrix
-    _, S3, _ = randomized_svd(A, 3, rng=np.random.default_rng(2))
+    _, S3, _ = op.sketch(3, rng=np.random.default_rng(2))
     np.testing.assert_allclose(S3, ref[:3], rtol=1e-3)
 
 
@@ -244,7 +246,7 @@ def _zero_fraction(a):
 @pytest.mark.parametrize("init", ["nndsvda", "spa"])
 def test_l1_penalties_sparsify_both_factors(init):
     X = _low_rank(0)
-    kw = dict(init=init, seed=0, normalize=False, tol=1e-7, max_iter=3000)
+    kw = dict(init=init, seed=0, normalise=False, tol=1e-7, max_iter=3000)
     base = non_negative_factorization(X, 5, **kw)
     pen = non_negative_factorization(X, 5, l1_weights=0.1, l1_components=0.1, **kw)
     assert _zero_fraction(pen.weights) > _zero_fraction(base.weights) + 0.03
@@ -256,7 +258,7 @@ def test_l1_penalties_sparsify_both_factors(init):
 
 def test_l1_on_one_factor_sparsifies_it():
     X = _low_rank(0)
-    kw = dict(init="nndsvda", seed=0, normalize=False, tol=1e-7, max_iter=3000)
+    kw = dict(init="nndsvda", seed=0, normalise=False, tol=1e-7, max_iter=3000)
     base = non_negative_factorization(X, 5, **kw)
     w = non_negative_factorization(X, 5, l1_weights=0.1, **kw)
     h = non_negative_factorization(X, 5, l1_components=0.1, **kw)
@@ -297,6 +299,7 @@ def test_k_above_min_dimension():
     # the largest allowed k works
     assert non_negative_factorization(tall, 8, init="nndsvda", max_iter=5).components.shape == (8, 8)
     assert non_negative_factorization(wide, 6, init="random", max_iter=5).weights.shape == (6, 6)
+    assert non_negative_factorization(tall, 8, init="nndsvda", max_iter=5).weights.shape == (8, 30)
 
 
 def test_bad_init_name(small):
@@ -322,7 +325,3 @@ def test_bad_options(small, kw):
     X, _ = small
     with pytest.raises(InputError):
         non_negative_factorization(X, 3, **kw)
-
-
-def test_input_error_is_value_error():
-    assert issubclass(InputError, ValueError)

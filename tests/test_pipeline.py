@@ -8,10 +8,16 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from conftest import cosine_matrix
+from helpers import RecordingProgress
+from nmf4d.config import AnalysisConfig
 from nmf4d.errors import InputError
-from nmf4d.pipeline import analyse, cluster_comparison
-from nmf4d.preprocess import PreprocessConfig
+from nmf4d.pipeline import analyse
 from nmf4d.synthetic import make_polycrystal
+
+
+def run(data, **flat):
+    """analyse() with a configuration given by flat names."""
+    return analyse(data, AnalysisConfig.from_flat(**flat))
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -27,28 +33,36 @@ def dataset():
 @pytest.fixture(scope="module")
 def auto(dataset):
     data, truth = dataset
-    stages = []
-    a = analyse(data, k="auto", k_range=(2, truth.k_true + 3), seed=0,
-                progress=lambda stage, info=None: stages.append(stage))
-    return a, stages
+    progress = RecordingProgress()
+    a = analyse(data, AnalysisConfig.from_flat(k_range=(2, truth.k_true + 3), seed=0),
+                progress=progress)
+    return a, progress
 
 
 @pytest.fixture(scope="module")
 def fixed(dataset):
     data, truth = dataset
-    return analyse(data, k=truth.k_true, seed=0)
+    return run(data, k=truth.k_true, seed=0)
 
 
 def test_auto_chooses_true_k(auto, dataset):
     data, truth = dataset
-    a, stages = auto
+    a, progress = auto
+    stages = [stage for stage, _ in progress.events]
     assert a.k == truth.k_true
     assert a.selection is not None and a.selection.k == a.k
     assert a.sweep is not None and a.sweep.k.tolist() == list(range(2, truth.k_true + 4))
     assert a.sweep.window[0] <= a.k <= a.sweep.window[1]
-    for s in ("preprocess", "sweep", "select", "refine"):
-        assert s in stages
-    assert {"preprocess", "sweep", "select", "refine", "maps"} <= set(a.timings)
+    assert stages == ["preprocess", "select", "refine", "maps"]
+    assert dict(progress.events)["select"] is a.selection
+    assert dict(progress.events)["maps"] == a.relative_error      # the error in input units
+    assert list(a.timings) == ["preprocess", "load", "sweep", "sweep: sketch", "sweep: fits",
+                               "sweep: loss", "select", "refine", "maps"]
+    for bar in ("check + statistics", "level one: passes over the data", "level one: k sweep",
+                f"final fit (k = {a.k}, full data)", "maps + cluster means"):
+        assert bar in progress.recorded, bar
+    passes = progress.recorded["level one: passes over the data"]
+    assert passes.n == passes.total == 7 * a.execution["blocks"]
 
 
 @pytest.mark.parametrize("which", ["auto", "fixed"])
@@ -72,7 +86,10 @@ def test_analysis_recovers_truth(which, auto, fixed, dataset):
     np.testing.assert_array_equal(a.masks, a.ratio[None] >= a.thresholds[:, None, None])
     assert a.thresholds.tolist() == pytest.approx([0.75, 0.8, 0.85, 0.9, 0.95])
     assert np.all(a.ratio[np.isin(a.labels, a.background)] == 0)
-    assert a.rel_error < 0.3 and a.n_iter >= 1
+    assert a.n_iter >= 1 and 0 < a.relative_error < 0.3
+    V = data.reshape(sy * sx, -1).astype(np.float64)
+    WH = a.weights.reshape(k, -1).T.astype(np.float64) @ a.components.reshape(k, -1)
+    assert a.relative_error == pytest.approx(np.linalg.norm(V - WH) / np.linalg.norm(V), rel=1e-4)
     np.testing.assert_allclose(a.virtual_image, data.sum(axis=(2, 3)), rtol=1e-6)
     np.testing.assert_allclose(a.mean_pattern, data.mean(axis=(0, 1)), rtol=1e-5)
 
@@ -89,62 +106,27 @@ def test_intensity_is_explained(fixed, dataset):
 
 def test_fixed_k_skips_level_one(fixed):
     assert fixed.sweep is None and fixed.selection is None
-    assert fixed.parameters["k"] == fixed.k and fixed.parameters["k_range"] is None
+    assert fixed.config.selection.k == fixed.k and fixed.config.sweep.k_range is None
 
 
-def test_parameters_are_json_with_seed(auto):
+def test_parameters_are_the_config(auto):
     a = auto[0]
     p = json.loads(json.dumps(a.parameters))
-    assert p["seed"] == 0 and p["k"] == "auto" and p["k_range"] == [2, 7]
-    assert p["init"] == "spa"
+    assert AnalysisConfig.from_dict(p) == a.config
+    assert p["seed"] == 0 and p["selection"]["k"] == "auto" and p["sweep"]["k_range"] == [2, 7]
+    assert p["fit"]["init"] == "spa"
 
 
 def test_same_seed_same_analysis(dataset, fixed):
     data, truth = dataset
-    again = analyse(data, k=truth.k_true, seed=0)
+    again = run(data, k=truth.k_true, seed=0)
     np.testing.assert_array_equal(again.components, fixed.components)
     np.testing.assert_array_equal(again.weights, fixed.weights)
 
 
-def test_cluster_comparison(fixed, dataset):
-    data, _ = dataset
-    a = fixed
-    cl = a.clusters
-    k = a.k
-    flat = data.reshape(-1, *data.shape[2:]).astype(np.float64)
-    lab = a.labels.ravel()
-    for c in range(k):
-        np.testing.assert_allclose(cl["raw_mean"][c], flat[lab == c].mean(axis=0), rtol=1e-5,
-                                   atol=1e-4)
-        wmax = a.weights[c].max()
-        np.testing.assert_allclose(cl["nmf_pattern"][c], a.components[c] * wmax, rtol=1e-5)
-        y, x = cl["representative"][c]
-        assert a.weights[c, y, x] == wmax
-    assert cl["count"].tolist() == np.bincount(lab, minlength=k).tolist()
-    for m in ("ssim", "psnr", "gmsd", "mdsi"):
-        assert cl[f"iqa/{m}"].shape == (k,) and np.isfinite(cl[f"iqa/{m}"]).all()
-    assert cl["nsd"].shape == (k,)
-    # the NMF pattern of a cluster resembles its raw mean
-    assert np.all(cl["iqa/ssim"] > 0.3)
-
-
-def test_cluster_comparison_empty_cluster():
-    rng = np.random.default_rng(0)
-    patterns = rng.random((4, 5, 12, 12))
-    comps = rng.random((3, 12, 12))
-    comps /= comps.sum(axis=(1, 2), keepdims=True)
-    weights = rng.random((3, 4, 5))
-    labels = np.zeros((4, 5), int)
-    labels[0, 0] = 1                                        # cluster 2 is empty
-    out = cluster_comparison(patterns, comps, weights, labels)
-    assert np.all(out["raw_mean"][2] == 0)
-    np.testing.assert_allclose(out["raw_mean"][1], patterns[0, 0], rtol=1e-6)
-    assert out["count"].tolist() == [19, 1, 0]
-
-
 def test_binning_is_applied(dataset):
     data, truth = dataset
-    a = analyse(data, k=truth.k_true, preprocessing=PreprocessConfig(bin=2), max_iter=100)
+    a = run(data, k=truth.k_true, bin=2, max_iter=100)
     assert a.components.shape == (truth.k_true, 16, 16)
     total = np.einsum("cyx,cij->", a.weights.astype(np.float64), a.components.astype(np.float64))
     assert total == pytest.approx(data.sum(dtype=np.float64), rel=0.03)   # binning sums
@@ -153,22 +135,22 @@ def test_binning_is_applied(dataset):
 def test_dask_input_same_as_numpy(dataset, fixed):
     da = pytest.importorskip("dask.array")
     data, truth = dataset
-    a = analyse(da.from_array(data, chunks=(7, 14, 32, 32)), k=truth.k_true, seed=0)
+    a = run(da.from_array(data, chunks=(7, 14, 32, 32)), k=truth.k_true, seed=0)
     np.testing.assert_array_equal(a.components, fixed.components)
 
 
 @pytest.mark.parametrize("kw,match", [
-    (dict(k="three"), "k"),
-    (dict(k=0), "k"),
-    (dict(k=10_000), "k"),
-    (dict(k=2.5), "k"),
-    (dict(k="auto", k_range=(5, 3)), "k-range"),
-    (dict(k="auto", k_range=(2, 5000)), "k-range"),
+    (dict(k="three"), "selection.k='three'"),
+    (dict(k=0), "selection.k=0"),
+    (dict(k=10_000), "selection.k=10000: is out of range: allowed 1..64"),
+    (dict(k=2.5), "selection.k=2.5"),
+    (dict(k="auto", k_range=(5, 3)), "sweep.k_range"),
+    (dict(k="auto", k_range=(2, 5000)), r"sweep.k_range=\(2, 5000\): maximum 5000 exceeds"),
 ])
 def test_analyse_bad_parameters(dataset, kw, match):
     data, _ = dataset
     with pytest.raises(InputError, match=match):
-        analyse(data[:8, :8], **kw)
+        run(data[:8, :8], **kw)
 
 
 def test_analyse_bad_data(dataset):
@@ -178,19 +160,19 @@ def test_analyse_bad_data(dataset):
     neg = data[:6, :6].astype(np.float32)
     neg[1, 2, 3, 4] = -1
     with pytest.raises(InputError, match="negative"):
-        analyse(neg, k=2)
+        run(neg, k=2)
     nan = data[:6, :6].astype(np.float32)
     nan[0, 0, 0, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        analyse(nan, k=2)
+        run(nan, k=2)
     with pytest.raises(InputError, match="zeros"):
-        analyse(np.zeros((4, 4, 16, 16), np.float32), k=2)
+        run(np.zeros((4, 4, 16, 16), np.float32), k=2)
     with pytest.raises(InputError):
-        analyse(data.astype(np.complex64)[:4, :4], k=2)
+        run(data.astype(np.complex64)[:4, :4], k=2)
 
 
 def test_analyse_small_patterns_refused_up_front(dataset):
     """Patterns below SSIM's 11x11 window are refused before any factorisation."""
     data, truth = dataset
     with pytest.raises(InputError, match=r"8x8 pixels .* too small.*--bin"):
-        analyse(data, k=truth.k_true, preprocessing=PreprocessConfig(bin=4), max_iter=50)
+        run(data, k=truth.k_true, bin=4, max_iter=50)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -32,12 +33,13 @@ AUTO_FIGURES = {"dataset", "level_one_loss", "level_two_ssim", "level_two_psnr",
 
 
 def _write(tmp: Path, k) -> Path:
+    from nmf4d.config import AnalysisConfig
     from nmf4d.pipeline import analyse
     from nmf4d.results import write_results
     from nmf4d.synthetic import make_polycrystal
 
     data, _ = make_polycrystal(scan_shape=(16, 16), pattern_shape=(32, 32), n_grains=3, seed=0)
-    a = analyse(data, k=k, k_range=(2, 6), seed=0)
+    a = analyse(data, AnalysisConfig.from_flat(k=k, k_range=(2, 6), seed=0))
     tmp.mkdir(parents=True, exist_ok=True)
     write_results(tmp / "results.h5", a, input_path="synthetic:test",
                   input_info={"format": "synthetic", "shape": list(data.shape),
@@ -109,11 +111,24 @@ def test_missing_or_bad_results(tmp_path, capsys):
 def test_repeat_command():
     params = {"k": "auto", "k_range": [2, 9], "seed": 3, "max_iter": 50, "tol": 1e-4,
               "init": "spa", "preprocessing": {"bin": 2, "filter": "mean3", "crop": None}}
-    cmd = repeat_command({"input": "/d/a b.npy"}, params)
+    cmd = repeat_command({"input": "/d/a b.npy"}, params)     # a record of nmf4d 0.1
     assert cmd.startswith("nmf4d run '/d/a b.npy' -o OUT --k auto --k-range 2:9")
     assert "--bin 2" in cmd and "--filter mean3" in cmd and "--seed 3" in cmd
-    assert repeat_command({"input": "synthetic:x", "demo_k_true": 7}, {"k": 5}) == \
-        "nmf4d demo -o OUT --k 5"
+    assert "--max-iter 50" in cmd and "--tol 0.0001" in cmd
+    demo = repeat_command({"input": "synthetic:x", "demo_k_true": 7}, {"k": 5})
+    assert demo.startswith("nmf4d demo -o OUT --k 5 ")
+    # the command parses back to the recorded configuration, every option included
+    from nmf4d.cli import build_parser
+    from nmf4d.cli_options import config_from_args
+    from nmf4d.config import AnalysisConfig, config_from_record
+    config = AnalysisConfig.from_flat(k=4, bin=2, filter="pca", pca_rank=3, seed=9,
+                                      memory="3GB", thresholds=(0.7,), report=False)
+    cmd = repeat_command({"input": "/d/x.npy"}, config.to_dict())
+    args = build_parser().parse_args(shlex.split(cmd)[1:])
+    assert config_from_args(args) == config == config_from_record(config.to_dict())
+    odd = repeat_command({"input": "/d/x.npy"},
+                         AnalysisConfig.from_flat(ssim_max=0.9).to_dict())
+    assert odd.endswith("# also set from Python: selection.ssim_max")
 
 
 def test_palette():

@@ -10,6 +10,7 @@ import pytest
 
 import nmf4d
 from nmf4d.errors import InputError
+from nmf4d.config import AnalysisConfig
 from nmf4d.pipeline import analyse
 from nmf4d.results import AtomicOutput, check_output, read_results, write_results
 from nmf4d.synthetic import make_polycrystal
@@ -23,7 +24,7 @@ METRICS = ("ssim", "psnr", "gmsd", "mdsi")
 def written(tmp_path_factory):
     data, truth = make_polycrystal(scan_shape=(24, 26), pattern_shape=(32, 30), n_grains=3,
                                    vacuum=True, dose=2000.0, seed=3)
-    a = analyse(data, k="auto", k_range=(2, 6), seed=4)
+    a = analyse(data, AnalysisConfig.from_flat(k_range=(2, 6), seed=4))
     out = tmp_path_factory.mktemp("results") / "out"
     with AtomicOutput(out) as tmp:
         write_results(tmp / "results.h5", a, input_path="memory:test",
@@ -90,7 +91,9 @@ def test_root_attributes(written):
     assert isinstance(attrs["k"], int) and attrs["k"] == a.k
     assert attrs["input"] == "memory:test"
     params = json.loads(attrs["parameters"])
-    assert params["seed"] == 4 and params["k"] == "auto" and params["k_range"] == [2, 6]
+    assert params["seed"] == 4 and params["selection"]["k"] == "auto"
+    assert params["sweep"]["k_range"] == [2, 6]
+    assert AnalysisConfig.from_dict(params) == a.config            # the config, as it is
     created = dt.datetime.fromisoformat(attrs["created"])
     assert created.tzinfo is not None
     now = dt.datetime.now(dt.timezone.utc)
@@ -162,12 +165,12 @@ def test_read_results_errors(tmp_path):
 def test_fixed_k_file_has_no_sweep(tmp_path):
     data, _ = make_polycrystal(scan_shape=(16, 16), pattern_shape=(24, 24), n_grains=2,
                                vacuum=False, dose=1000.0, seed=0)
-    a = analyse(data, k=2)
+    a = analyse(data, AnalysisConfig.from_flat(k=2))
     write_results(tmp_path / "r.h5", a, input_path="x")
     r = read_results(tmp_path / "r.h5")
     assert "sweep/k" not in r and "iqa/k" not in r
     assert r["attrs"]["k"] == 2 and r["components"].shape == (2, 24, 24)
-    assert json.loads(r["attrs"]["parameters"])["k"] == 2
+    assert json.loads(r["attrs"]["parameters"])["selection"]["k"] == 2
 
 
 # ------------------------------------------------------------------ atomic output

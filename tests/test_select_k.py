@@ -5,8 +5,12 @@ import numpy as np
 import pytest
 
 from conftest import as_matrix
+from nmf4d.config import SelectionConfig
+from nmf4d.config import SweepConfig
 from nmf4d.nmf import NMFResult
-from nmf4d.select_k import METRIC_NAMES, Criteria, assess_k, choose_k, display_patterns
+from nmf4d.options import METRIC_NAMES
+from nmf4d.prepare import FittingData
+from nmf4d.select_k import assess_k, choose_k, display_patterns, select
 from nmf4d.sweep import loss_sweep
 from nmf4d.synthetic import make_polycrystal
 
@@ -21,13 +25,13 @@ def test_true_k_fit_not_flagged(which, request):
     assert a.k == k
     assert not a.redundant and a.reasons == []
     assert a.cluster_sizes.sum() == fit.weights[0].size
-    assert a.cluster_sizes.min() >= Criteria().min_size(fit.weights[0].size)
+    assert a.cluster_sizes.min() >= SelectionConfig().min_size(fit.weights[0].size)
     assert set(a.pairs) == set(METRIC_NAMES) and set(a.scores) == set(METRIC_NAMES)
     for m in METRIC_NAMES:
         assert a.pairs[m].shape == (k, k)
         assert np.isfinite(a.scores[m])
-    assert a.scores["ssim"] < Criteria().ssim_max
-    assert a.max_corr < Criteria().corr_max
+    assert a.scores["ssim"] < SelectionConfig().ssim_max
+    assert a.max_corr < SelectionConfig().corr_max
 
 
 def _with_duplicate(fit, c, split):
@@ -82,12 +86,12 @@ def test_component_with_zero_weight_flagged(fit_novac, fit_vac):
 def test_small_cluster_threshold(fit_novac):
     fit = fit_novac
     n = fit.weights[0].size
-    assert Criteria().min_size(n) == max(3, round(0.002 * n))
-    assert Criteria(min_cluster=10).min_size(n) == 10
+    assert SelectionConfig().min_size(n) == max(3, round(0.002 * n))
+    assert SelectionConfig(min_cluster=10).min_size(n) == 10
     sizes = assess_k(fit.components, fit.weights).cluster_sizes
-    strict = Criteria(min_cluster=int(sizes.min()) + 1)
+    strict = SelectionConfig(min_cluster=int(sizes.min()) + 1)
     assert assess_k(fit.components, fit.weights, strict).redundant
-    assert not assess_k(fit.components, fit.weights, Criteria(min_cluster=int(sizes.min()))).redundant
+    assert not assess_k(fit.components, fit.weights, SelectionConfig(min_cluster=int(sizes.min()))).redundant
 
 
 def test_display_patterns():
@@ -115,7 +119,7 @@ CHOOSE_CASES = {
 def swept(request):
     data, truth = make_polycrystal(**CHOOSE_CASES[request.param])
     sy, sx, ky, kx = data.shape
-    sweep = loss_sweep(as_matrix(data), (2, truth.k_true + 3), seed=0, max_iter=200, tol=1e-4)
+    sweep = loss_sweep(as_matrix(data), SweepConfig(k_range=(2, truth.k_true + 3)), seed=0)
     return truth, sweep, (sy, sx), (ky, kx)
 
 
@@ -129,6 +133,13 @@ def test_choose_k_finds_true_k(swept):
     assert not sel.assessments[sel.k].redundant
     assert all(sel.assessments[k].redundant for k in sel.assessments if k > sel.k)
     assert str(sel.k) in sel.explanation
+    # the stage function is choose_k on the sweep's fits, losses and window
+    fd = FittingData.unweighted(np.zeros((scan[0] * scan[1], pat[0] * pat[1]), np.float32),
+                                scan)
+    fd.pattern_shape = pat
+    staged = select(sweep, fd, SelectionConfig())
+    assert staged.k == sel.k and staged.explanation == choose_k(
+        sweep.fits, scan, pat, sweep.window, sweep.knee, losses=sweep.losses()).explanation
 
 
 def test_choose_k_searches_below_window(swept):
@@ -148,7 +159,7 @@ def test_choose_k_keeps_knee_when_all_redundant(fit_novac):
     fits = {}
     for k in (2, 3, 4):
         comps = np.repeat(fit.result.components[:1], k, axis=0)
-        w = np.repeat(fit.result.weights[:, :1] / k, k, axis=1)
+        w = np.repeat(fit.result.weights[:1] / k, k, axis=0)
         fits[k] = NMFResult(weights=w, components=comps, n_iter=1, converged=True)
     sel = choose_k(fits, (sy, sx), (ky, kx), (2, 4), knee=3)
     assert sel.k == 3

@@ -8,8 +8,10 @@ import pytest
 from kneed import KneeLocator
 
 from conftest import as_matrix
+from helpers import RecordingProgress
+from nmf4d.config import SweepConfig
 from nmf4d.errors import InputError
-from nmf4d.sweep import candidate_window, knee_point, loss_sweep, parse_k_range
+from nmf4d.sweep import candidate_window, knee_point, loss_sweep
 from nmf4d.synthetic import make_polycrystal
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
@@ -131,35 +133,15 @@ def test_candidate_window_half_width():
     assert candidate_window(10, 2, 20, half_width=0) == (10, 10)
 
 
-@pytest.mark.parametrize("text,expected", [("2:20", (2, 20)), ("1:3", (1, 3)),
-                                           (" 3 : 9 ", (3, 9)), ((2, 6), (2, 6)),
-                                           ([4, 10], (4, 10))])
-def test_parse_k_range(text, expected):
-    assert parse_k_range(text) == expected
-
-
-@pytest.mark.parametrize("text", ["5:3", "3:4", "0:5", "-1:4", "a:b", "5", "", "2:5:7",
-                                  "2-5", "2.5:6", (5, 3), (0, 4)])
-def test_parse_k_range_errors(text):
-    with pytest.raises(InputError, match="k-range"):
-        parse_k_range(text)
-
-
-@pytest.mark.parametrize("value", [(5,), (2, 5, 7), ("a", "b"), (2.5, 6), (True, 5)])
-def test_parse_k_range_bad_sequences(value):
-    with pytest.raises(InputError):
-        parse_k_range(value)
-
-
 # ------------------------------------------------------------------------ the sweep
 @pytest.fixture(scope="module")
 def sweep_case():
     data, truth = make_polycrystal(scan_shape=(28, 28), pattern_shape=(32, 32), n_grains=3,
                                    vacuum=True, dose=2000.0, seed=3)
     X = as_matrix(data)
-    seen = []
-    res = loss_sweep(X, (2, truth.k_true + 3), seed=0, max_iter=200, tol=1e-4,
-                     progress=seen.append)
+    seen = RecordingProgress()
+    res = loss_sweep(X, SweepConfig(k_range=(2, truth.k_true + 3), max_iter=200, tol=1e-4),
+                     seed=0, progress=seen)
     return X, truth, res, seen
 
 
@@ -167,12 +149,16 @@ def test_sweep_structure(sweep_case):
     X, truth, res, seen = sweep_case
     ks = list(range(2, truth.k_true + 4))
     assert res.k.dtype == np.int32 and res.k.tolist() == ks
-    assert seen == ks
+    bar = seen.recorded["level one: k sweep"]
+    assert bar.total == bar.n == len(ks)                  # one step per k
+    passes = seen.recorded["level one: passes over the data"]
+    assert passes.total == passes.n == 7                  # range finder (6) + losses (1), 1 block
     assert sorted(res.fits) == ks
-    assert res.loss.shape == res.rel_error.shape == res.n_iter.shape == (len(ks),)
+    assert res.loss.shape == res.relative_error.shape == res.n_iter.shape == (len(ks),)
     assert np.all(res.n_iter >= 1)
+    assert res.losses() == dict(zip(ks, res.loss.tolist()))
     for k, fit in res.fits.items():
-        assert fit.weights.shape == (X.shape[0], k) and fit.components.shape == (k, X.shape[1])
+        assert fit.weights.shape == (k, X.shape[0]) and fit.components.shape == (k, X.shape[1])
 
 
 def test_sweep_loss_is_mean_abs_residual(sweep_case):
@@ -180,9 +166,9 @@ def test_sweep_loss_is_mean_abs_residual(sweep_case):
     Xd = X.astype(np.float64)
     for i, k in enumerate(res.k):
         fit = res.fits[int(k)]
-        R = Xd - fit.weights.astype(np.float64) @ fit.components.astype(np.float64)
+        R = Xd - fit.weights.T.astype(np.float64) @ fit.components.astype(np.float64)
         assert res.loss[i] == pytest.approx(np.abs(R).mean(), rel=1e-4)
-        assert res.rel_error[i] == pytest.approx(np.linalg.norm(R) / np.linalg.norm(Xd), rel=1e-3)
+        assert res.relative_error[i] == pytest.approx(np.linalg.norm(R) / np.linalg.norm(Xd), rel=1e-3)
 
 
 def test_sweep_loss_decreases(sweep_case):
@@ -204,8 +190,9 @@ def test_sweep_knee_and_window(sweep_case):
 
 def test_sweep_is_deterministic(sweep_case):
     X, _, _, _ = sweep_case
-    a = loss_sweep(X, (2, 4), seed=5, max_iter=50, tol=1e-4)
-    b = loss_sweep(X, (2, 4), seed=5, max_iter=50, tol=1e-4)
+    cfg = SweepConfig(k_range=(2, 4), max_iter=50, tol=1e-4)
+    a = loss_sweep(X, cfg, seed=5)
+    b = loss_sweep(X, cfg, seed=5)
     np.testing.assert_array_equal(a.loss, b.loss)
     for k in (2, 3, 4):
         np.testing.assert_array_equal(a.fits[k].components, b.fits[k].components)
@@ -213,9 +200,25 @@ def test_sweep_is_deterministic(sweep_case):
 
 def test_sweep_range_errors(sweep_case):
     X, _, _, _ = sweep_case
-    with pytest.raises(InputError):
-        loss_sweep(X, (2, X.shape[0] + 1))
-    with pytest.raises(InputError):
-        loss_sweep(X, "6:5")
-    with pytest.raises(InputError):
-        loss_sweep(X[:, :4], (2, 5))                      # only 4 pixels
+    with pytest.raises(InputError, match="sweep.k_range.*exceeds"):
+        loss_sweep(X, k_range=(2, X.shape[0] + 1))
+    with pytest.raises(InputError, match="sweep.k_range"):
+        loss_sweep(X, k_range="6:5")
+    with pytest.raises(InputError, match="exceeds"):
+        loss_sweep(X[:, :4], k_range=(2, 5))              # only 4 pixels
+    with pytest.raises(InputError, match="is needed"):
+        loss_sweep(X)                                     # no range at all
+
+
+@pytest.mark.slow
+def test_sketched_sweep_is_faithful():
+    """The sketched level-one loss is within 1 % of full-data fits at every k."""
+    data, truth = make_polycrystal((32, 32), (40, 40), n_grains=4, vacuum=True, dose=2000,
+                                   seed=5)
+    X = data.reshape(32 * 32, -1).astype(np.float32)
+    kw = dict(scan_shape=(32, 32), seed=0, k_range=(2, 9))
+    sk = loss_sweep(X, SweepConfig(max_iter=200, tol=1e-4), **kw)
+    full = loss_sweep(X, SweepConfig(method="full", max_iter=1000, tol=1e-6), **kw)
+    assert np.all(np.abs(sk.loss / full.loss - 1) < 0.01), sk.loss / full.loss - 1
+    assert sk.knee == full.knee == truth.k_true
+    assert set(sk.timings) == {"sketch", "fits", "loss"}

@@ -1,11 +1,17 @@
 """Cluster and overlap maps from NMF weights, and background (vacuum) detection."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from .beam import direct_beam_region
 from .errors import InputError
+from .options import DEFAULT_THRESHOLDS
 
-DEFAULT_THRESHOLDS = (0.75, 0.80, 0.85, 0.90, 0.95)
+if TYPE_CHECKING:
+    from .config import MapsConfig
 
 
 def _check_weights(weights: np.ndarray) -> np.ndarray:
@@ -83,33 +89,6 @@ def overlap_masks(ratio: np.ndarray, thresholds=DEFAULT_THRESHOLDS) -> np.ndarra
     return r[None] >= t[:, None, None]
 
 
-def direct_beam_region(mean_pattern: np.ndarray) -> np.ndarray:
-    """Boolean mask of the direct-beam disc of a mean diffraction pattern.
-
-    The disc is centred on the brightest pixel (after light smoothing); its radius is
-    where the azimuthal mean falls below 10 % of the peak, plus one pixel.
-
-    Parameters
-    ----------
-    mean_pattern : ndarray of shape (ky, kx)
-    """
-    from scipy.ndimage import gaussian_filter
-
-    m = gaussian_filter(np.asarray(mean_pattern, np.float64), 1.0)
-    cy, cx = np.unravel_index(int(np.argmax(m)), m.shape)
-    yy, xx = np.indices(m.shape)
-    r = np.hypot(yy - cy, xx - cx)
-    peak = m[cy, cx]
-    rmax = max(2, int(0.2 * min(m.shape)))
-    radius = rmax
-    for rr in range(1, rmax + 1):
-        ring = (r >= rr - 0.5) & (r < rr + 0.5)
-        if ring.any() and m[ring].mean() < 0.1 * peak:
-            radius = rr
-            break
-    return r <= radius + 1
-
-
 def detect_background(components: np.ndarray, *, beam_mask: np.ndarray | None = None,
                       threshold: float = 0.8) -> list[int]:
     """Indices of background (vacuum) components: patterns that are the direct beam alone.
@@ -139,8 +118,48 @@ def detect_background(components: np.ndarray, *, beam_mask: np.ndarray | None = 
     return [int(i) for i in np.flatnonzero(frac >= threshold)]
 
 
-def beam_fraction(components: np.ndarray, beam_mask: np.ndarray) -> np.ndarray:
-    """Share of each component's intensity inside the direct-beam disc, shape (k,)."""
-    c = np.asarray(components, np.float64)
-    tot = c.sum(axis=(1, 2))
-    return np.where(tot > 0, c[:, beam_mask].sum(axis=1) / np.where(tot > 0, tot, 1), 0.0)
+@dataclass
+class Maps:
+    """The maps of one fit.
+
+    Attributes
+    ----------
+    labels : ndarray of shape (scan_y, scan_x), int32
+        Index of the largest weight.
+    background : list of int
+        Background (vacuum) components.
+    ratio : ndarray of shape (scan_y, scan_x), float32
+        Second-largest / largest weight among non-background components.
+    partner : ndarray of shape (scan_y, scan_x), int32
+        The overlapping (second) component, -1 where none.
+    thresholds : ndarray of shape (n,), float32
+    masks : ndarray of shape (n, scan_y, scan_x), bool
+        ``ratio >= threshold`` for each threshold.
+    """
+
+    labels: np.ndarray
+    background: list
+    ratio: np.ndarray
+    partner: np.ndarray
+    thresholds: np.ndarray
+    masks: np.ndarray
+
+
+def make_maps(weights: np.ndarray, components: np.ndarray,
+              config: "MapsConfig | None" = None) -> Maps:
+    """The maps stage: labels, background components, overlap ratio and masks.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k, scan_y, scan_x)
+    components : ndarray of shape (k, ky, kx)
+    config : MapsConfig, optional
+        Overlap thresholds (default 0.75..0.95).
+    """
+    thresholds = DEFAULT_THRESHOLDS if config is None else config.thresholds
+    labels = cluster_map(weights)
+    background = detect_background(components)
+    ratio, partner = overlap_ratio(weights, background=background)
+    thr = np.asarray(thresholds, dtype=np.float32)
+    return Maps(labels=labels, background=background, ratio=ratio, partner=partner,
+                thresholds=thr, masks=overlap_masks(ratio, thr))

@@ -18,6 +18,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import InputError
+from .options import METRIC_NAMES
 
 
 def versions() -> dict:
@@ -89,9 +90,25 @@ def write_provenance(f: h5py.File, *, input_path: str, parameters: dict) -> None
     """Root attributes every results file carries: version, input, parameters, time, versions."""
     f.attrs["nmf4d_version"] = __version__
     f.attrs["input"] = str(input_path)
-    f.attrs["parameters"] = json.dumps(parameters, default=_json_default)
+    f.attrs["parameters"] = json.dumps(parameters, default=json_default)
     f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     f.attrs["versions"] = json.dumps(versions())
+
+
+def save_artifacts(folder, analysis, *, final_folder=None) -> None:
+    """Save what the analysis made beside its results (the trained denoiser as
+    ``denoiser.pt``) into ``folder``, and record where in its preprocessing record.
+
+    ``final_folder`` is the path recorded (the staging folder is renamed to it later).
+    """
+    model = analysis.artifacts.get("denoiser")
+    if model is None:
+        return
+    path = Path(folder) / "denoiser.pt"
+    model.save(path)
+    info = analysis.preprocessing.get("filter_info")
+    if isinstance(info, dict):
+        info["model_path"] = str(Path(final_folder or folder) / "denoiser.pt")
 
 
 def write_results(path, analysis, *, input_path: str, input_info: dict | None = None) -> None:
@@ -100,18 +117,18 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
     with h5py.File(path, "w") as f:
         write_provenance(f, input_path=input_path, parameters=a.parameters)
         f.attrs["k"] = int(a.k)
-        f.attrs["preprocessing"] = json.dumps(a.preprocessing, default=_json_default)
+        f.attrs["preprocessing"] = json.dumps(a.preprocessing, default=json_default)
         if input_info:
-            f.attrs["input_info"] = json.dumps(input_info, default=_json_default)
+            f.attrs["input_info"] = json.dumps(input_info, default=json_default)
         f.attrs["background"] = np.asarray(a.background, dtype=np.int32)
         f.attrs["n_iter"] = int(a.n_iter)
         f.attrs["converged"] = bool(a.converged)
-        f.attrs["relative_error"] = float(a.rel_error)
+        f.attrs["relative_error"] = float(a.relative_error)
         d = f.create_dataset("components", data=a.components.astype(np.float32))
         d.attrs["normalisation"] = "each component sums to 1"
         for key in ("bin", "crop", "centre_crop", "mask"):
             if a.preprocessing.get(key) is not None:
-                d.attrs[key] = json.dumps(a.preprocessing[key], default=_json_default)
+                d.attrs[key] = json.dumps(a.preprocessing[key], default=json_default)
         f.create_dataset("weights", data=a.weights.astype(np.float32))
         f.create_dataset("labels", data=a.labels.astype(np.int32))
         ov = f.create_group("overlap")
@@ -124,20 +141,20 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
             sw = f.create_group("sweep")
             sw.create_dataset("k", data=a.sweep.k.astype(np.int32))
             sw.create_dataset("loss", data=a.sweep.loss.astype(np.float64))
-            sw.create_dataset("rel_error", data=a.sweep.rel_error.astype(np.float64))
+            sw.create_dataset("rel_error", data=a.sweep.relative_error.astype(np.float64))
             sw.create_dataset("n_iter", data=a.sweep.n_iter.astype(np.int32))
             sw.attrs["knee"] = int(a.sweep.knee)
             sw.attrs["window"] = np.asarray(a.sweep.window, dtype=np.int32)
             if a.sweep.starts:
                 sw.create_dataset("start", data=np.array(a.sweep.starts, dtype="S"))
-            sw.attrs["method"] = str(a.parameters.get("sweep", "sketch"))
+            sw.attrs["method"] = str(a.config.sweep.method)
         if a.selection is not None:
             sel = a.selection
             g = f.create_group("iqa")
             ks = sorted(sel.assessments)
             g.create_dataset("k", data=np.asarray(ks, np.int32))
             sc = g.create_group("score")
-            for m in ("ssim", "psnr", "gmsd", "mdsi"):
+            for m in METRIC_NAMES:
                 sc.create_dataset(m, data=np.asarray([sel.assessments[k].scores[m] for k in ks],
                                                      np.float64))
             g.create_dataset("redundant", data=np.asarray([sel.assessments[k].redundant for k in ks]))
@@ -163,7 +180,7 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         cl.create_dataset("representative", data=c["representative"])
         cl.create_dataset("count", data=c["count"])
         ci = cl.create_group("iqa")
-        for m in ("ssim", "psnr", "gmsd", "mdsi"):
+        for m in METRIC_NAMES:
             ci.create_dataset(m, data=np.asarray(c[f"iqa/{m}"], np.float64))
         ex = f.create_group("extras")
         ex.create_dataset("mean_pattern", data=np.asarray(a.mean_pattern, np.float32))
@@ -171,7 +188,7 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         tg = f.create_group("timings")
         for key, val in a.timings.items():
             tg.attrs[key] = float(val)
-        exe = (a.extras or {}).get("execution")
+        exe = a.execution
         if exe:
             eg = f.create_group("execution")
             for key, val in exe.items():
@@ -211,7 +228,7 @@ def _attr(v):
     return v
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):

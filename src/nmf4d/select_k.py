@@ -29,28 +29,17 @@ search continues below it; if none passes at all, the knee is kept.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import iqa
+from .config import SelectionConfig
+from .options import METRIC_NAMES
 
-METRIC_NAMES = ("ssim", "psnr", "gmsd", "mdsi")
-
-
-@dataclass
-class Criteria:
-    """Thresholds of the level-two rule (see the module docstring)."""
-
-    min_cluster: int | None = None    # default: max(3, 0.2 % of the positions)
-    ssim_max: float = 0.75
-    corr_max: float = 0.5
-    min_gain: float = 1e-3
-
-    def min_size(self, n_positions: int) -> int:
-        if self.min_cluster is not None:
-            return int(self.min_cluster)
-        return max(3, int(round(0.002 * n_positions)))
-
+if TYPE_CHECKING:
+    from .prepare import FittingData
+    from .sweep import SweepResult
 
 @dataclass
 class KAssessment:
@@ -92,7 +81,7 @@ def iqa_scale(components: np.ndarray, max_size: int = IQA_MAX_SIZE) -> np.ndarra
     patterns most windows hold only empty background, where any two patterns agree, so
     distinct orientations score SSIM ~0.8 at 128x128 (measured: true patterns of
     ``benchmarks/sweep_vs_paper.py``) against ~0.4 at 64x64, where the thresholds of
-    :class:`Criteria` were calibrated (the decision suite). Binning restores that scale.
+    :class:`~nmf4d.config.SelectionConfig` were calibrated (the decision suite). Binning restores that scale.
     """
     c = np.asarray(components)
     ky, kx = c.shape[1:]
@@ -112,15 +101,17 @@ def _most_similar(mat: np.ndarray, higher_is_similar: bool) -> float:
 
 
 def assess_k(components: np.ndarray, weights: np.ndarray,
-             criteria: Criteria | None = None) -> KAssessment:
+             config: SelectionConfig | None = None) -> KAssessment:
     """Measure redundancy of one fit.
 
     Parameters
     ----------
     components : ndarray of shape (k, ky, kx)
     weights : ndarray of shape (k, scan_y, scan_x)
+    config : SelectionConfig, optional
+        Thresholds of the rule (default :class:`~nmf4d.config.SelectionConfig`).
     """
-    criteria = criteria or Criteria()
+    criteria = config or SelectionConfig()
     k = components.shape[0]
     imgs = display_patterns(iqa_scale(components))
     pairs = {m: iqa.pairwise(imgs, m, data_range=1.0) for m in METRIC_NAMES}
@@ -168,13 +159,13 @@ class Selection:
 
 def choose_k(fits: dict, scan_shape: tuple, pattern_shape: tuple, window: tuple,
              knee: int, *, losses: dict | None = None,
-             criteria: Criteria | None = None) -> Selection:
+             config: SelectionConfig | None = None) -> Selection:
     """Apply the level-two rule to the level-one fits.
 
     Parameters
     ----------
     fits : dict int -> NMFResult
-        Fits of the sweep (weights of shape (n_positions, k), components (k, n_pixels)).
+        Fits of the sweep (weights of shape (k, n_positions), components (k, n_pixels)).
     scan_shape : (int, int)
     pattern_shape : (int, int)
     window : (int, int)
@@ -182,8 +173,10 @@ def choose_k(fits: dict, scan_shape: tuple, pattern_shape: tuple, window: tuple,
     knee : int
     losses : dict int -> float, optional
         K-component loss of each fit, for the no-gain test (skipped when absent).
+    config : SelectionConfig, optional
+        Thresholds of the rule.
     """
-    criteria = criteria or Criteria()
+    criteria = config or SelectionConfig()
     lo, hi = window
     assessed: dict[int, KAssessment] = {}
 
@@ -191,7 +184,7 @@ def choose_k(fits: dict, scan_shape: tuple, pattern_shape: tuple, window: tuple,
         if k not in assessed:
             r = fits[k]
             comps = r.components.reshape(k, *pattern_shape)
-            wts = r.weights.T.reshape(k, *scan_shape)
+            wts = r.weights.reshape(k, *scan_shape)
             a = assess_k(comps, wts, criteria)
             if losses is not None:
                 prev = [losses[j] for j in losses if j < k]
@@ -234,3 +227,10 @@ def choose_k(fits: dict, scan_shape: tuple, pattern_shape: tuple, window: tuple,
             why += f"; k = {k} rejected: " + "; ".join(assessed[k].reasons)
     return Selection(k=k_star, assessments=assessed, window=(lo, hi), explanation=why)
 
+
+
+def select(sweep: "SweepResult", data: "FittingData",
+           config: SelectionConfig | None = None) -> Selection:
+    """The level-two stage: :func:`choose_k` on the fits and losses of a sweep."""
+    return choose_k(sweep.fits, data.scan_shape, data.pattern_shape, sweep.window,
+                    sweep.knee, losses=sweep.losses(), config=config)

@@ -3,14 +3,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.signal import argrelextrema
 
-from .errors import InputError
-from .nmf import NMFResult, non_negative_factorization, unscale
-from .nmf._estimator import _as_operator
-from .nmf._lowrank import LowRankOperator
+from .config import FitConfig, SweepConfig, parse_k_range
+from .errors import ConfigError, InputError
+from .execution import Progress
+from .nmf import LowRankOperator, NMFResult, non_negative_factorization
+
+if TYPE_CHECKING:
+    from .prepare import FittingData
 
 
 def knee_point(x, y, *, sensitivity: float = 1.0) -> int:
@@ -78,18 +82,23 @@ class SweepResult:
     k : ndarray of shape (m,), int
     loss : ndarray of shape (m,), float
         Mean absolute residual ``mean |V - W H|`` (the paper's K-component loss).
-    rel_error : ndarray of shape (m,), float
+    relative_error : ndarray of shape (m,), float
         ``||V - WH||_F / ||V||_F``.
     n_iter : ndarray of shape (m,), int
     fits : dict int -> NMFResult
+        The kept fit of each k, in input units.
     knee : int
     window : (int, int)
     seconds : float
+    timings : dict
+        Seconds of the parts: "sketch", "fits", "loss".
+    starts : list of str
+        The start that won at each k.
     """
 
     k: np.ndarray
     loss: np.ndarray
-    rel_error: np.ndarray
+    relative_error: np.ndarray
     n_iter: np.ndarray
     fits: dict = field(repr=False)
     knee: int = 0
@@ -98,57 +107,49 @@ class SweepResult:
     timings: dict = field(default_factory=dict)
     starts: list = field(default_factory=list)
 
-
-def parse_k_range(text) -> tuple[int, int]:
-    """Parse 'MIN:MAX' (inclusive) into a pair of ints."""
-    if isinstance(text, (tuple, list)):
-        if len(text) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                     for v in text):
-            raise InputError(f"k_range must be two integers (MIN, MAX), got {text!r}")
-        lo, hi = text
-    else:
-        try:
-            lo, hi = (int(v) for v in str(text).split(":"))
-        except ValueError:
-            raise InputError(f"--k-range must be MIN:MAX with integers, got {text!r}") from None
-    lo, hi = int(lo), int(hi)
-    if lo < 1 or hi < lo + 2:
-        raise InputError(f"--k-range must satisfy 1 <= MIN and MAX >= MIN + 2, got {lo}:{hi}")
-    return lo, hi
+    def losses(self) -> dict:
+        """K-component loss by k, ``{k: loss}``."""
+        return dict(zip(self.k.tolist(), self.loss.tolist()))
 
 
-SWEEP_METHODS = ("sketch", "full")
 #: Passes over the data of the sketch's range finder with the default power iterations.
 RANGE_FINDER_PASSES = 2 + 2 * 2
 
 
-def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: float = 1e-5,
-               init: str = "spa", scan_shape=None, progress=None, loss_op=None,
-               scales=None, method: str = "sketch", oversample: int = 10,
-               power_iter: int = 2, starts=None, **nmf_options) -> SweepResult:
-    """Fit NMF for every k in ``k_range`` and record the K-component loss.
+def loss_sweep(data, config: SweepConfig | None = None, *, fit: FitConfig | None = None,
+               seed: int = 0, k_range=None, scan_shape=None,
+               progress: Progress | None = None, oversample: int = 10, power_iter: int = 2,
+               starts=None) -> SweepResult:
+    """Fit NMF for every k in the range and record the K-component loss.
 
     One seeded randomized sketch of the data is shared by every k, so the k fits differ
-    only by k. With ``method="sketch"`` (default) the fits are made on the compressed
-    data ``Q B`` (:mod:`nmf4d.nmf._lowrank`: rank ``max k + oversample``, from
-    ``2 + 2 * power_iter`` passes over the data) and only the losses are measured on the
-    full data, all k in one pass; ``method="full"`` fits every k on the full data.
+    only by k. With ``config.method == "sketch"`` (default) the fits are made on the
+    compressed data ``Q B`` (:class:`nmf4d.nmf.LowRankOperator`: rank ``max k +
+    oversample``, from ``2 + 2 * power_iter`` passes over the data) and only the losses
+    are measured on the full data, all k in one pass; ``"full"`` fits every k on the full
+    data.
 
     Parameters
     ----------
-    X : ndarray of shape (n_patterns, n_pixels) or a data operator
-    k_range : (int, int)
-        Inclusive range of k.
+    data : FittingData, data operator or ndarray of shape (n_patterns, n_pixels)
+        The data (:class:`nmf4d.prepare.FittingData` carries its Poisson weighting: fits
+        are made in its fitting space and mapped back to input units, the loss is
+        measured on the input data).
+    config : SweepConfig, optional
+        Range, method and stopping rule of the fits (default :class:`SweepConfig`).
+    fit : FitConfig, optional
+        Start and penalties of every fit (its ``init``, ``l1_weights``,
+        ``l1_components``); default :class:`FitConfig`.
+    seed : int
+        Seed of every random choice.
+    k_range : (int, int), optional
+        Overrides ``config.k_range`` (the pipeline passes the range resolved against the
+        data); one of the two is needed.
     scan_shape : (int, int), optional
-        Scan shape of the rows, for the noise-robust SPA start (see
-        :func:`nmf4d.nmf.non_negative_factorization`).
-    progress : callable, optional
-        Called as ``progress(k)`` after each fit.
-    loss_op, scales : optional
-        When X is a weighted copy of the data (see :mod:`nmf4d.nmf._weighting`), the
-        operator over the original data and the ``(a, b)`` scales: fits are mapped back
-        with ``unscale`` and the loss is measured on the original data.
-    method : {"sketch", "full"}
+        Scan shape of the rows, for the noise-robust SPA start (taken from ``data`` when
+        it is a FittingData).
+    progress : Progress, optional
+        Bars of the passes over the data and of the k sweep.
     oversample, power_iter : int
         Sketch rank above the largest k, and power iterations of the range finder.
     starts : sequence of str, optional
@@ -161,25 +162,44 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     Returns
     -------
     SweepResult
-        ``loss`` and ``rel_error`` are measured on the full (original) data.
+        ``loss`` and ``relative_error`` are measured on the full input data.
     """
-    op = _as_operator(X)
+    from .prepare import FittingData
+
+    config = config or SweepConfig()
+    fit = fit or FitConfig()
+    progress = progress or Progress()
+    fd = data if isinstance(data, FittingData) else FittingData.unweighted(data, scan_shape, progress=progress)
+    scan_shape = fd.scan_shape if scan_shape is None else scan_shape
+    k_range = config.k_range if k_range is None else k_range
+    if k_range is None:
+        raise ConfigError("sweep.k_range", None, "is needed (MIN:MAX)")
     lo, hi = parse_k_range(k_range)
+    op = fd.fit_op
     n_max = min(op.shape)
     if hi > n_max:
-        raise InputError(f"--k-range maximum {hi} exceeds the number of patterns/pixels ({n_max})")
-    if method not in SWEEP_METHODS:
-        raise InputError(f"sweep method {method!r} is not allowed: choose one of "
-                         + ", ".join(SWEEP_METHODS))
+        raise ConfigError("sweep.k_range", (lo, hi),
+                          f"maximum {hi} exceeds the number of patterns/pixels ({n_max})")
+    passes = RANGE_FINDER_PASSES + 1 if config.method == "sketch" else None
+    with progress.counting("level one: passes over the data",
+                           passes and passes * fd.n_blocks), \
+            progress.bar("level one: k sweep", hi - lo + 1, "k") as bar:
+        return _sweep(fd, op, lo, hi, config, fit, seed, scan_shape, bar, oversample,
+                      power_iter, starts)
+
+
+def _sweep(fd, op, lo, hi, config, fit, seed, scan_shape, bar, oversample, power_iter,
+           starts) -> SweepResult:
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
     fit_op = op
-    if method == "sketch":
+    if config.method == "sketch":
         Q, B = op.qb(hi + oversample, n_iter=power_iter, rng=rng)
         fit_op = LowRankOperator(Q, B, full_sq_norm=op.sq_norm())
     t_sketch = time.perf_counter()
     if starts is None:
-        starts = (init, "nndsvda") if method == "sketch" and init == "spa" else (init,)
+        starts = (fit.init, "nndsvda") if config.method == "sketch" and fit.init == "spa" \
+            else (fit.init,)
     if not starts:
         raise InputError("starts must name at least one start")
     coords = svd = None
@@ -188,22 +208,20 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     if "nndsvd" in starts or "nndsvda" in starts:
         svd = fit_op.sketch(hi, rng=rng)
     ks, cands = [], []
-    nmf_options.setdefault("inner", "auto")
     for k in range(lo, hi + 1):
         for start in starts:
             res: NMFResult = non_negative_factorization(
-                fit_op, k, init=start, seed=seed, max_iter=max_iter, tol=tol, coords=coords,
-                svd=svd, **nmf_options)
-            if scales is not None:
-                res = unscale(res, *scales)
-            cands.append((k, start, res))
+                fit_op, k, init=start, seed=seed, max_iter=config.max_iter, tol=config.tol,
+                coords=coords, svd=svd, l1_weights=fit.l1_weights,
+                l1_components=fit.l1_components, ortho=config.ortho, inner="auto",
+                scan_shape=scan_shape)
+            cands.append((k, start, fd.to_input(res)))
         ks.append(k)
-        if progress is not None:
-            progress(k)
+        bar.update(1)
     t_fits = time.perf_counter()
-    target = loss_op or op
+    target = fd.op
     # every candidate's loss on the full data, in one pass
-    abs_all, sq_all = target.residuals([(r.weights.T, r.components) for _, _, r in cands])
+    abs_all, sq_all = target.residuals([(r.weights, r.components) for _, _, r in cands])
     # per k the start with the lowest K-component loss wins (ties keep the first start)
     best: dict = {}
     for (k, start, res), a, q in zip(cands, abs_all, sq_all):
@@ -222,7 +240,8 @@ def loss_sweep(X, k_range=(2, 20), *, seed: int = 0, max_iter: int = 300, tol: f
     # component), so a loss above an earlier one is a poorer local solution, not a
     # property of the data: the knee is found on the running minimum.
     knee = knee_point(k_arr, np.minimum.accumulate(loss))
-    return SweepResult(k=k_arr, loss=loss, rel_error=np.asarray(rel), n_iter=np.array(iters),
+    return SweepResult(k=k_arr, loss=loss, relative_error=np.asarray(rel),
+                       n_iter=np.array(iters),
                        fits=fits, knee=knee, window=candidate_window(knee, lo, hi),
                        seconds=time.perf_counter() - t0,
                        starts=won, timings={"sketch": t_sketch - t0, "fits": t_fits - t_sketch,

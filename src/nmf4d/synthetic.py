@@ -373,7 +373,7 @@ def write_polycrystal_zarr(path, scan_shape=(256, 256), pattern_shape=(128, 128)
     from tqdm.auto import tqdm
 
     from ._version import __version__
-    from .io._writers import _install
+    from .io import install
 
     opts = dict(n_grains=5, vacuum=True, vacuum_fraction=0.15, overlap_width=4.0,
                 thickness_variation=0.3, dose=5000.0, spot_sigma=1.0, min_angle_deg=12.0,
@@ -448,7 +448,7 @@ def write_polycrystal_zarr(path, scan_shape=(256, 256), pattern_shape=(128, 128)
                     piece = counts.astype(dtype)
                     del counts
                 out[r0:r1, c0:c1] = piece
-        _install(tmp, path)
+        install(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

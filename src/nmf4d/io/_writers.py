@@ -75,7 +75,7 @@ def _remove(path: Path) -> None:
             pass
 
 
-def _install(tmp: Path, target: Path) -> None:
+def install(tmp: Path, target: Path) -> None:
     """Move the finished temporary output onto ``target``."""
     if not os.path.lexists(target):
         os.replace(tmp, target)
@@ -209,7 +209,7 @@ def save_dataset(data: Any, path: str | os.PathLike, *, dataset: str | None = "d
             _write_hdf5(arr, tmp, inner, chunks)
         else:
             _write_zarr(arr, tmp, inner, chunks)
-        _install(tmp, target)
+        install(tmp, target)
     except BaseException:
         _remove(tmp)
         raise

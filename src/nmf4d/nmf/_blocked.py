@@ -1,191 +1,20 @@
-"""The data operator over row blocks, and the executors that run its kernels.
+"""The data operator over the row blocks of X (full data, in memory or streamed).
 
 :class:`BlockOperator` implements every data access the NMF solver, the k sweep and the
 maps need (``x_ht``, ``wt_x``, fused HALS steps, the range finder, residuals, ...) as
-per-block kernels (:mod:`._kernels`) combined over the row blocks of ``X``. *Where* the
-blocks live and *who* runs the kernels is the source's business:
-
-- :class:`NumpySource`: a matrix in memory, blocks run on a thread per core (numpy and
-  single-threaded BLAS release the GIL; spare cores go to BLAS inside each block);
-- :class:`DaskSource`: a dask array chunked along rows (lazy file, or persisted on a
-  cluster), kernels run as dask tasks on the threaded scheduler or on a
-  ``dask.distributed`` client; blocks are read, used and dropped, so memory stays at a
-  few blocks however large the data.
-
-The results do not depend on the source: the kernels, the blocks and the order in which
-block results are combined are the same.
+per-block kernels (:mod:`._kernels`) combined over the row blocks of ``X``, optionally
+weighted ``diag(a) X diag(b)`` on the fly. *Where* the blocks live and *who* runs the
+kernels is the block source's business (:mod:`nmf4d.execution.sources`: in memory on
+threads, streamed with dask, on a ``dask.distributed`` cluster); the results do not depend
+on the source. It satisfies :class:`~.protocols.FullDataOperator`.
 """
 from __future__ import annotations
 
-import os
-from contextlib import ExitStack
-
 import numpy as np
 
+from ..execution.sources import NumpySource
 from . import _kernels as K
-from ._operator import smooth_scan
-
-#: Default row-block size for in-memory data: 4M elements (16 MB of float32). Measured per
-#: HALS iteration on a 9216 x 16384 matrix (2 cores): 32 rows 102 ms, 128 rows 63 ms,
-#: 256 rows 59 ms, 512 rows 64 ms, 1024 rows 65 ms.
-BLOCK_ELEMENTS = 2**22
-
-
-def work_dtype(dtype) -> np.dtype:
-    """The dtype computations run in: float64 kept, everything else float32."""
-    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (affinity / cgroup aware where possible)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def row_blocks(n: int, rows: int) -> list[tuple[int, int]]:
-    """Consecutive (start, stop) row ranges of at most ``rows`` rows covering 0..n."""
-    rows = max(1, int(rows))
-    return [(s, min(n, s + rows)) for s in range(0, n, rows)]
-
-
-class NumpySource:
-    """Row blocks of an in-memory matrix (ndarray of shape (n, p)), run on threads."""
-
-    def __init__(self, X: np.ndarray, *, block_rows: int | None = None,
-                 threads: int | None = None):
-        self.X = X
-        self.shape = X.shape
-        self.dtype = work_dtype(X.dtype)
-        rows = block_rows or max(1, BLOCK_ELEMENTS // max(X.shape[1], 1))
-        self.blocks = row_blocks(X.shape[0], rows)
-        self.cores = usable_cores()
-        self.threads = max(1, min(len(self.blocks), threads or self.cores))
-
-    on_block = None  # called after each block (progress bars)
-
-    def map(self, kernel, per_block=None, shared=(), only=None):
-        """``[kernel(X[block], *per_block[i], *shared) for each block]`` (``only``: the
-        indices of the blocks to run, default all).
-
-        Blocks run on ``threads`` threads, each with single-threaded BLAS: the kernels'
-        element-wise work (numpy releases the GIL) then uses every core too, which
-        multi-threaded BLAS inside one block does not. Results come back in block order,
-        so they do not depend on the number of threads.
-        """
-        todo = range(len(self.blocks)) if only is None else list(only)
-
-        def one(i):
-            s, e = self.blocks[i]
-            extra = per_block[i] if per_block is not None else ()
-            out = kernel(self.X[s:e], *extra, *shared)
-            if self.on_block is not None:
-                self.on_block()
-            return out
-        threads = min(self.threads, len(todo))
-        if threads <= 1:
-            return [one(i) for i in todo]
-        from concurrent.futures import ThreadPoolExecutor
-
-        from threadpoolctl import threadpool_limits
-        # the cores not used by block threads go to BLAS inside each block
-        with threadpool_limits(max(1, self.cores // threads)), \
-                ThreadPoolExecutor(threads) as pool:
-            return list(pool.map(one, todo))
-
-
-class DaskSource:
-    """Row blocks of a dask array (n, p) chunked along rows only, run as dask tasks.
-
-    Parameters
-    ----------
-    X : dask array of shape (n, p)
-        Rechunked here so each chunk holds whole rows.
-    block_rows : int, optional
-        Rows per block (default: keep the array's row chunks).
-    scheduler : str or None
-        Passed to ``dask.compute``: None uses the active ``dask.distributed`` client (or
-        dask's default), "threads" the local threaded scheduler.
-    num_workers : int, optional
-        Threads of the threaded scheduler.
-    """
-
-    def __init__(self, X, *, block_rows: int | None = None, scheduler=None,
-                 num_workers: int | None = None, client=None):
-        if block_rows:
-            X = X.rechunk({0: int(block_rows), 1: -1})
-        elif len(X.chunks[1]) > 1:
-            X = X.rechunk({1: -1})
-        self.X = X
-        self.shape = tuple(int(s) for s in X.shape)
-        self.dtype = work_dtype(X.dtype)
-        stops = np.cumsum((0,) + tuple(X.chunks[0]))
-        self.blocks = [(int(a), int(b)) for a, b in zip(stops[:-1], stops[1:])]
-        self._delayed = list(X.to_delayed().ravel())
-        self.scheduler = scheduler
-        self.num_workers = num_workers
-        self.client = client
-
-    def map(self, kernel, per_block=None, shared=(), only=None):
-        """As :meth:`NumpySource.map`, one dask task per block."""
-        from dask import delayed
-
-        shared_d = tuple(delayed(s, pure=True) if isinstance(s, np.ndarray) else s
-                         for s in shared)
-        tasks = []
-        for i in (range(len(self._delayed)) if only is None else only):
-            extra = per_block[i] if per_block is not None else ()
-            tasks.append(delayed(kernel, pure=True)(self._delayed[i], *extra, *shared_d))
-        return self._compute(tasks)
-
-    on_block = None  # called after each block (progress bars)
-
-    def _compute(self, tasks):
-        import dask
-
-        client = self.client
-        if client is None and self.scheduler is None:
-            client = _active_client()
-        if client is not None:
-            from distributed import as_completed
-            futures = client.compute(tasks)
-            for _ in as_completed(futures):
-                if self.on_block is not None:
-                    self.on_block()
-            return client.gather(futures)
-        kwargs = {"scheduler": self.scheduler or "threads"}
-        if self.num_workers:
-            kwargs["num_workers"] = self.num_workers
-        # Parallel tasks each running multi-threaded BLAS would oversubscribe the cores.
-        from threadpoolctl import threadpool_limits
-        with ExitStack() as stack:
-            stack.enter_context(threadpool_limits(1))
-            if self.on_block is not None:
-                stack.enter_context(_BlockCounter(self.on_block, {t.key for t in tasks}))
-            return list(dask.compute(*tasks, **kwargs))
-
-
-def _active_client():
-    """The default dask.distributed client, or None."""
-    try:
-        from distributed import default_client
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
-class _BlockCounter:
-    """Dask scheduler callback: calls ``hook()`` when one of ``keys`` finishes."""
-
-    def __new__(cls, hook, keys):
-        from dask.callbacks import Callback
-
-        class Counter(Callback):
-            def _posttask(self, key, result, dsk, state, id):
-                if key in keys:
-                    hook()
-        return Counter()
+from ._init import smooth_scan
 
 
 def _sum(parts):
@@ -200,10 +29,16 @@ class BlockOperator:
 
     Parameters
     ----------
-    source : NumpySource or DaskSource
+    source : BlockSource
+        :class:`~nmf4d.execution.NumpySource` or :class:`~nmf4d.execution.DaskSource`.
     scales : (a, b), optional
         Row factors of shape (n,) and column factors of shape (p,) applied on the fly.
     """
+
+    #: a product with the full data costs ``n p`` per component (see the protocol)
+    pass_cost = None
+    #: the full data represents the whole objective
+    objective_floor = 0.0
 
     def __init__(self, source, *, scales=None):
         self.source = source
@@ -211,6 +46,17 @@ class BlockOperator:
         self.dtype = source.dtype
         self.scales = scales
         self._cache: dict = {}
+
+    @property
+    def n_blocks(self) -> int:
+        """Row blocks per pass over the data."""
+        return len(self.source.blocks)
+
+    def in_memory_matrix(self):
+        """X when it is an unweighted ndarray in memory (for the GPU engine), else None."""
+        if self.scales is None and isinstance(self.source, NumpySource):
+            return self.source.X
+        return None
 
     # -- helpers ---------------------------------------------------------------
     def _rows(self, extra_r=None):
@@ -311,9 +157,6 @@ class BlockOperator:
         per = [([(Wt[:, s:e], H) for Wt, H in fits],) for s, e in self.source.blocks]
         tot = _sum(self._map(K.residuals, per))
         return tot[:, 0] / (self.shape[0] * self.shape[1]), tot[:, 1]
-
-    def mean_abs_residual(self, Wt, H) -> float:
-        return float(self.residuals([(Wt, H)])[0][0])
 
     def sq_residual(self, Wt, H) -> float:
         """``||X - Wt.T @ H||_F^2`` in float64."""
@@ -420,11 +263,15 @@ class InMemoryOperator(BlockOperator):
     X : ndarray of shape (n_patterns, n_pixels)
         Non-negative data, float32 or float64 (kept as given).
     block_rows : int, optional
-        Rows per block (default: 32 MB of float32 per block).
+        Rows per block (default: 16 MB of float32 per block).
     scales : (a, b), optional
         Weighting applied on the fly (see :class:`BlockOperator`).
+    progress : nmf4d.execution.Progress, optional
+        Told after each block computed.
     """
 
-    def __init__(self, X: np.ndarray, *, block_rows: int | None = None, scales=None):
-        super().__init__(NumpySource(X, block_rows=block_rows), scales=scales)
+    def __init__(self, X: np.ndarray, *, block_rows: int | None = None, scales=None,
+                 progress=None):
+        super().__init__(NumpySource(X, block_rows=block_rows, progress=progress),
+                         scales=scales)
         self.X = X

@@ -6,23 +6,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InputError
+from ..options import INITS
+from ._blocked import InMemoryOperator
 from ._hals import hals
 from ._init import nndsvd, spa_components
-from ._blocked import InMemoryOperator
-
-INITS = ("spa", "nndsvda", "nndsvd", "random")
+from .protocols import DataOperator, IterationCallback
 
 
 @dataclass
 class NMFResult:
-    """Outcome of one factorisation ``X ~ weights @ components``.
+    """Outcome of one factorisation ``X ~ weights.T @ components``.
 
     Attributes
     ----------
-    weights : ndarray of shape (n_patterns, k)
-        Contribution of each component to each pattern. With ``normalize=True`` each
-        component sums to 1, so a weight is the intensity (in the units of X) that the
-        component contributes to that pattern.
+    weights : ndarray of shape (k, n_patterns)
+        Contribution of each component to each pattern (component axis first, as
+        everywhere in nmf4d). With ``normalise=True`` each component sums to 1, so a
+        weight is the intensity (in the units of X) that the component contributes to
+        that pattern.
     components : ndarray of shape (k, n_pixels)
         Component patterns (rows), each summing to 1 when normalised.
     n_iter : int
@@ -42,8 +43,10 @@ class NMFResult:
         return self.history[-1] if self.history else float("nan")
 
 
-def _as_operator(X):
-    if hasattr(X, "x_ht") and hasattr(X, "wt_x"):
+def as_operator(X) -> DataOperator:
+    """``X`` itself if it is a data operator, else an in-memory operator over the matrix
+    (ndarray of shape (n_patterns, n_pixels); integers become float32)."""
+    if isinstance(X, DataOperator):
         return X
     X = np.asarray(X)
     if X.ndim != 2:
@@ -63,7 +66,7 @@ def check_k(k, n_max: int, *, name: str = "k") -> int:
     return int(k)
 
 
-def initialise(op, k: int, *, init: str = "spa", seed: int = 0, svd=None, coords=None,
+def initialise(op: DataOperator, k: int, *, init: str = "spa", seed: int = 0, svd=None, coords=None,
                scan_shape=None):
     """Starting factors (Wt of shape (k, n), H of shape (k, p)) for HALS.
 
@@ -99,10 +102,10 @@ def initialise(op, k: int, *, init: str = "spa", seed: int = 0, svd=None, coords
 def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 500,
                                tol: float = 1e-5, l1_weights: float = 0.0,
                                l1_components: float = 0.0, seed: int = 0,
-                               normalize: bool = True, sort: bool = True,
+                               normalise: bool = True, sort: bool = True,
                                ortho: float = 0.0, inner=1, svd=None, coords=None,
                                scan_shape=None, start=None, device: str = "cpu",
-                               callback=None) -> NMFResult:
+                               callback: IterationCallback | None = None) -> NMFResult:
     """Factorise non-negative data ``X ~ W H`` with accelerated HALS.
 
     Objective: ``0.5 ||X - W H||_F^2 + l1_weights * sum(W) + l1_components * sum(H)``
@@ -140,7 +143,7 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         where it reached the same tolerance about twice as fast.
     seed : int
         Seed of every random choice (randomized SVD, random init).
-    normalize : bool
+    normalise : bool
         Scale each component to sum 1 and the weights inversely (``W H`` unchanged), so
         weights are intensities and ratios of weights do not depend on NMF's scaling.
     sort : bool
@@ -163,7 +166,7 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
     -------
     NMFResult
     """
-    op = _as_operator(X)
+    op = as_operator(X)
     n, p = op.shape
     k = check_k(k, min(n, p))
     if max_iter < 1:
@@ -184,29 +187,31 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         Wt, H = initialise(op, k, init=init, seed=seed, svd=svd, coords=coords,
                            scan_shape=scan_shape)
     dev = "cpu"
-    in_memory = getattr(op, "X", None) is not None and getattr(op, "scales", None) is None
-    if device != "cpu" and (device != "auto" or in_memory):
-        from ._torch import resolve_device
+    X_mem = op.in_memory_matrix()
+    if device != "cpu" and (device != "auto" or X_mem is not None):
+        from ..execution.device import resolve_device
         dev = resolve_device(device)
-    if dev != "cpu" and device == "auto" and not _fits_gpu(op.X):
+    if dev != "cpu" and device == "auto" and not _fits_gpu(X_mem):
         dev = "cpu"       # auto: a matrix larger than the GPU's free memory stays on the CPU
     if dev != "cpu":
+        from ..errors import ConfigError
         from ._torch import hals_torch
-        if not in_memory:
-            raise InputError(f"--device {device}: the GPU engine needs the data in memory "
-                             "(it does not fit the --memory budget); use --device cpu")
+        if X_mem is None:
+            raise ConfigError("execution.device", device,
+                              "the GPU engine needs the data in memory (it does not fit "
+                              "the memory budget); use cpu")
         Wt, H, n_iter, history, converged = hals_torch(
-            op.X, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
+            X_mem, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
             max_iter=max_iter, tol=tol, ortho=ortho, inner=inner, device=dev)
     else:
         Wt, H, n_iter, history, converged = hals(
             op, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
             max_iter=max_iter, tol=tol, ortho=ortho, inner=inner, callback=callback)
-    if normalize:
+    if normalise:
         Wt, H = normalise_factors(Wt, H)
     if sort:
         Wt, H = sort_by_weight(Wt, H)
-    return NMFResult(weights=np.ascontiguousarray(Wt.T), components=H,
+    return NMFResult(weights=Wt, components=H,
                      n_iter=n_iter, converged=converged, history=history)
 
 
@@ -242,7 +247,9 @@ class NMF:
     Attributes
     ----------
     components_ : ndarray of shape (k, n_pixels)
-    weights_ : ndarray of shape (n_patterns, k)
+    weights_ : ndarray of shape (k, n_patterns)
+        Component axis first, as everywhere in nmf4d; :meth:`fit_transform` returns its
+        transpose W of shape (n_patterns, k), as scikit-learn does.
     n_iter_ : int
     converged_ : bool
     loss_history_ : list of float
@@ -252,7 +259,7 @@ class NMF:
 
     def __init__(self, n_components: int, *, init: str = "spa", max_iter: int = 500,
                  tol: float = 1e-5, l1_weights: float = 0.0, l1_components: float = 0.0,
-                 ortho: float = 0.0, seed: int = 0, normalize: bool = True,
+                 ortho: float = 0.0, seed: int = 0, normalise: bool = True,
                  sort: bool = True):
         self.n_components = n_components
         self.init = init
@@ -262,27 +269,29 @@ class NMF:
         self.l1_components = l1_components
         self.ortho = ortho
         self.seed = seed
-        self.normalize = normalize
+        self.normalise = normalise
         self.sort = sort
 
     def fit_transform(self, X, y=None) -> np.ndarray:
-        op = _as_operator(X)
+        """Fit and return W, ndarray of shape (n_patterns, k) (``weights_.T``)."""
+        op = as_operator(X)
         res = non_negative_factorization(
             op, self.n_components, init=self.init, max_iter=self.max_iter, tol=self.tol,
             l1_weights=self.l1_weights, l1_components=self.l1_components,
             ortho=self.ortho, seed=self.seed,
-            normalize=self.normalize, sort=self.sort)
+            normalise=self.normalise, sort=self.sort)
         self.components_ = res.components
         self.weights_ = res.weights
         self.n_iter_ = res.n_iter
         self.converged_ = res.converged
         self.loss_history_ = res.history
         self.reconstruction_err_ = res.relative_error * np.sqrt(op.sq_norm())
-        return res.weights
+        return res.weights.T
 
     def fit(self, X, y=None) -> "NMF":
         self.fit_transform(X)
         return self
 
     def inverse_transform(self, W: np.ndarray) -> np.ndarray:
+        """``W @ components_`` for W of shape (n_patterns, k)."""
         return W @ self.components_

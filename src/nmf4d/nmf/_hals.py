@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .protocols import DataOperator, FusedWeightStep
+
 _TINY = 1e-12
 
 
@@ -86,15 +88,15 @@ def _max_inner(m_this: int, m_other: int, k: int, alpha: float = 0.5, cap: int =
     return int(max(1, min(cap, np.floor(1.0 + alpha * rho))))
 
 
-def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
+def hals(op: DataOperator, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
          l1_components: float = 0.0, max_iter: int = 500, tol: float = 1e-5,
          min_iter: int = 5, ortho: float = 0.0, inner="auto", callback=None):
     """Run accelerated HALS from (Wt, H) until the objective settles.
 
     Parameters
     ----------
-    op : operator
-        Data operator (see ``_operator.InMemoryOperator``) over X of shape (n, p).
+    op : DataOperator
+        The data X of shape (n, p) (see :mod:`.protocols`).
     Wt : ndarray of shape (k, n)
     H : ndarray of shape (k, p)
         Starting factors, modified in place.
@@ -127,7 +129,7 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     p = H.shape[1]
     sq_x = op.sq_norm()
     if inner == "auto":
-        cost = getattr(op, "pass_cost", None)
+        cost = op.pass_cost
         inner_w, inner_h = _max_inner(n, p, k, pass_cost=cost), _max_inner(p, n, k, pass_cost=cost)
     else:
         inner_w = inner_h = max(1, int(inner))
@@ -135,7 +137,7 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     # Part of the full-data objective a fit to a sketch cannot change (the data outside
     # the sketch, 0.5 ||X - QQ^T X||^2): the stopping test is relative to the full
     # objective, so a sketched fit stops where the same fit of the full data would.
-    floor = float(getattr(op, "objective_floor", 0.0))
+    floor = float(op.objective_floor)
     history: list[float] = []
     converged = False
     it = 0
@@ -182,11 +184,12 @@ def hals(op, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
 
 
 def w_step(op, Wt, H, HHt, *, l1=0.0, inner=1, mu=0.0, eps=0.1, need_b=True):
-    """Weight update and ``Wt @ X``: the operator's fused step, or two products.
+    """Weight update and ``Wt @ X``: the operator's fused step (one read of X, see
+    :class:`.protocols.FusedWeightStep`), or two products.
 
     Returns (Wt, B, WtW, dec) with B None when ``need_b`` is False.
     """
-    if hasattr(op, "hals_w_step"):
+    if isinstance(op, FusedWeightStep):
         return op.hals_w_step(Wt, H, HHt, l1=l1, inner=inner, mu=mu, eps=eps, need_b=need_b)
     Wt = np.array(Wt, copy=True)
     dec = _sweep(Wt, op.x_ht(H), HHt, l1, inner, eps=eps, ortho=mu)

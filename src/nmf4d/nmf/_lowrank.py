@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._operator import smooth_scan
+from ._init import smooth_scan
 
 
 class LowRankOperator:
@@ -46,6 +46,10 @@ class LowRankOperator:
         #: 0.5 ||X - Q B||^2 = 0.5 (||X||^2 - ||B||^2), the part of the full-data objective
         #: outside the sketch (used by HALS' stopping test; 0 when ||X|| is not given)
         self.objective_floor = 0.0 if full_sq_norm is None else 0.5 * max(full_sq_norm - self._sq, 0.0)
+
+    def in_memory_matrix(self):
+        """None: the sketch is not the data matrix (see the protocol)."""
+        return None
 
     def x_ht(self, H: np.ndarray) -> np.ndarray:
         """``H @ (Q B).T = (H @ B.T) @ Q.T``, ndarray of shape (k, n)."""

@@ -12,77 +12,13 @@ torch is imported inside the functions: the package imports without it.
 """
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
 
-from ..errors import InputError
-from ._blocked import BLOCK_ELEMENTS
+from ..execution.device import resolve_device
+from ..execution.sources import BLOCK_ELEMENTS
 from ._hals import _TINY, _max_inner
-
-_CUDA_N = re.compile(r"cuda:(\d+)")
-
-
-def torch_available() -> bool:
-    """Return True if torch can be imported."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def _nvidia_driver_present() -> bool:
-    """Cheap check for an NVIDIA driver (Linux proc entry or nvidia-smi on the PATH)."""
-    import os
-    import shutil
-    return os.path.exists("/proc/driver/nvidia/version") or shutil.which("nvidia-smi") is not None
-
-
-def resolve_device(device: str) -> str:
-    """Turn a ``--device`` value into a torch device string.
-
-    Parameters
-    ----------
-    device : {"auto", "cpu", "cuda"} or "cuda:N"
-        "auto" picks "cuda" when torch is importable and sees a CUDA GPU, else "cpu".
-
-    Returns
-    -------
-    str
-        "cpu", "cuda" or "cuda:N".
-
-    Raises
-    ------
-    InputError
-        For an unknown value, or a CUDA device that torch cannot provide.
-    """
-    name = str(device).strip().lower()
-    if name == "cpu":
-        return "cpu"
-    if name == "auto" and not _nvidia_driver_present():
-        return "cpu"      # no GPU driver: skip importing torch (about a second)
-    has_torch = torch_available()
-    n_gpu = 0
-    if has_torch:
-        import torch
-        n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if name == "auto":
-        return "cuda" if n_gpu > 0 else "cpu"
-    match = _CUDA_N.fullmatch(name)
-    if name != "cuda" and match is None:
-        raise InputError(f"--device {device}: not allowed; choose auto, cpu, cuda or "
-                         f"cuda:N")
-    if not has_torch:
-        raise InputError(f"--device {device}: torch is not installed; use --device cpu "
-                         f"(or install torch with CUDA support)")
-    if n_gpu == 0:
-        raise InputError(f"--device {device}: torch sees no CUDA GPU; use --device cpu")
-    if match is not None and int(match.group(1)) >= n_gpu:
-        raise InputError(f"--device {device}: torch sees {n_gpu} CUDA GPU(s) "
-                         f"(cuda:0..cuda:{n_gpu - 1}); use one of those or --device cpu")
-    return name
 
 
 def _sweep_torch(F, A, G, l1: float, max_inner: int, eps: float = 0.1,

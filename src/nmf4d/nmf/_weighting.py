@@ -7,14 +7,15 @@ largest. Factorising ``Xs = diag(a) X diag(b)`` with ``a = 1/sqrt(row sums)`` an
 linear (a mixture of patterns stays a mixture), the scaling HyperSpy applies with
 ``decomposition(normalize_poissonian_noise=True)``. The factors are mapped back with
 ``W = diag(1/a) Ws`` and ``H = Hs diag(1/b)``.
+
+The pipeline never calls these directly: :class:`nmf4d.prepare.FittingData` holds the
+data in its fitting space and converts fits to and from input units with them.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ._estimator import NMFResult, normalise_factors, sort_by_weight
-
-WEIGHTINGS = ("poisson", "none")
 
 
 def poisson_scales(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -54,17 +55,16 @@ def unscale(res: NMFResult, a: np.ndarray, b: np.ndarray, *, sort: bool = True) 
     """Map a fit of the scaled data back to the original units.
 
     Components are renormalised to sum 1 and the weights rescaled accordingly, so
-    ``weights @ components`` approximates the original (unscaled) data.
+    ``weights.T @ components`` approximates the original (unscaled) data.
     """
     dtype = res.components.dtype
-    Wt = (res.weights / a[:, None]).T
+    Wt = res.weights / a[None, :]
     H = res.components / b[None, :]
     Wt, H = normalise_factors(Wt.astype(np.float64), H.astype(np.float64))
     if sort:
         Wt, H = sort_by_weight(Wt, H)
-    return NMFResult(weights=np.ascontiguousarray(Wt.T.astype(dtype)),
-                     components=H.astype(dtype), n_iter=res.n_iter,
-                     converged=res.converged, history=list(res.history))
+    return NMFResult(weights=Wt.astype(dtype), components=H.astype(dtype),
+                     n_iter=res.n_iter, converged=res.converged, history=list(res.history))
 
 
 def rescale(res: NMFResult, a: np.ndarray, b: np.ndarray, *, dtype=np.float32):
@@ -76,6 +76,6 @@ def rescale(res: NMFResult, a: np.ndarray, b: np.ndarray, *, dtype=np.float32):
     H : ndarray of shape (k, p)
         Starting factors for a fit of ``apply_scales(X, a, b)``.
     """
-    Wt = res.weights.T * a[None, :]
+    Wt = res.weights * a[None, :]
     H = res.components * b[None, :]
     return Wt.astype(dtype), H.astype(dtype)

@@ -15,10 +15,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..execution.budget import format_bytes
+from ..options import METRIC_NAMES as METRICS
 from . import figures as F
 from .palette import cluster_colours, overlap_colours, text_colour
 
-METRICS = ("ssim", "psnr", "gmsd", "mdsi")
 SECTIONS = [("dataset", "1. Dataset"), ("level-one", "2. Level one: K-component loss"),
             ("level-two", "3. Level two: pairwise image-quality assessment"),
             ("clusters", "4. Clusters"), ("overlaps", "5. Overlaps"),
@@ -125,14 +126,6 @@ def _fmt(v: Any, digits: int = 4) -> str:
     return str(v)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
 def _shape(v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return " × ".join(str(x) for x in v)
@@ -159,14 +152,20 @@ def repeat_command(attrs: dict, params: dict) -> str:
     attrs : dict
         Root attributes of the results file.
     params : dict
-        The decoded ``parameters`` attribute.
+        The decoded ``parameters`` attribute (an :class:`~nmf4d.config.AnalysisConfig`
+        as a dict; the flat records of nmf4d before 0.2 are read too).
 
     Returns
     -------
     str
-        A shell-quoted ``nmf4d demo`` or ``nmf4d run`` command with output ``OUT``.
+        A shell-quoted ``nmf4d demo`` or ``nmf4d run`` command with output ``OUT``,
+        every recorded option written out (:func:`nmf4d.cli_options.config_to_args`).
         ``--dataset`` and ``--scan-shape`` come from the recorded input information.
+        Settings no flag can express are named in a trailing shell comment.
     """
+    from ..cli_options import config_to_args, not_expressible
+    from ..config import config_from_record
+
     inp = str(attrs.get("input", "INPUT"))
     demo = attrs.get("demo_k_true") is not None      # written only by 'nmf4d demo'
     args = ["nmf4d", "demo"] if demo else ["nmf4d", "run", inp]
@@ -176,32 +175,13 @@ def repeat_command(attrs: dict, params: dict) -> str:
     if not demo and isinstance(info, dict) and info.get("scan_shape"):
         args += ["--scan-shape", ",".join(str(v) for v in info["scan_shape"])]
     args += ["-o", "OUT"]
-    k = params.get("k", "auto")
-    args += ["--k", str(k)]
-    if k == "auto" and params.get("k_range"):
-        lo, hi = params["k_range"]
-        args += ["--k-range", f"{lo}:{hi}"]
-    pp = params.get("preprocessing") or {}
-    if isinstance(pp, dict):
-        if pp.get("bin", 1) not in (None, 1):
-            args += ["--bin", str(pp["bin"])]
-        if pp.get("crop"):
-            args += ["--crop", ",".join(str(v) for v in pp["crop"])]
-        if pp.get("centre_crop"):
-            args += ["--centre-crop", str(pp["centre_crop"])]
-        if pp.get("mask_radius"):
-            args += ["--mask-radius", str(pp["mask_radius"])]
-        for key in ("filter", "scale", "normalise"):
-            if pp.get(key) not in (None, "raw" if key == "filter" else None):
-                args += [f"--{key}", str(pp[key])]
-    for key, opt in (("seed", "--seed"), ("max_iter", "--max-iter"), ("tol", "--tol"),
-                     ("init", "--init"), ("weighting", "--weighting"), ("ortho", "--ortho")):
-        if key in params:
-            args += [opt, str(params[key])]
-    for key, opt in (("l1_weights", "--l1-weights"), ("l1_components", "--l1-components")):
-        if params.get(key):
-            args += [opt, str(params[key])]
-    return " ".join(shlex.quote(a) for a in args)
+    try:
+        config = config_from_record(params)
+    except InputError:
+        return " ".join(shlex.quote(a) for a in args) + "  # settings not readable"
+    cmd = " ".join(shlex.quote(a) for a in args + config_to_args(config))
+    extra = not_expressible(config)
+    return cmd + (f"  # also set from Python: {', '.join(extra)}" if extra else "")
 
 
 def _dataset_rows(attrs: dict, r: dict) -> list[tuple[str, str]]:
@@ -214,7 +194,7 @@ def _dataset_rows(attrs: dict, r: dict) -> list[tuple[str, str]]:
                 rows.append((key, _shape(info[key]) if key == "shape" else _fmt(info[key])))
         for key, name in (("nbytes", "size in memory"), ("size_on_disk", "size on disk")):
             if isinstance(info.get(key), (int, float)):
-                rows.append((name, _human(info[key])))
+                rows.append((name, format_bytes(info[key])))
     applied = []
     if isinstance(pre, dict):
         for key in ("crop", "centre_crop", "bin", "mask", "filter", "scale", "normalise"):

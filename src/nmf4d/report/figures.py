@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from ..options import METRIC_NAMES
 from .palette import HEATMAP_CMAP, PATTERN_CMAP, WEIGHT_CMAP, overlap_colours, text_colour
 
 DPI = 200
@@ -262,7 +263,7 @@ def scores_figure(ks: Sequence[int], scores: Mapping[str, np.ndarray], chosen_k:
     matplotlib.figure.Figure
     """
     fig = new_figure(8.5, 2.7)
-    metrics = [m for m in ("ssim", "psnr", "gmsd", "mdsi") if m in scores]
+    metrics = [m for m in METRIC_NAMES if m in scores]
     axes = np.atleast_1d(fig.subplots(1, max(1, len(metrics)), sharex=True))
     ks = np.asarray(ks)
     red = np.asarray(redundant, bool)

@@ -9,10 +9,12 @@ import pytest
 torch = pytest.importorskip("torch", reason="the denoise filter needs PyTorch "
                                             '(pip install "nmf4d[denoise]")')
 
-import nmf4d.denoise  # noqa: E402  (registers the "denoise" filter)
-from nmf4d.denoise import DenoiseModel, denoise_filter, load_model  # noqa: E402
+from nmf4d.config import DenoiseConfig, PreprocessConfig  # noqa: E402
 from nmf4d.errors import InputError  # noqa: E402
-from nmf4d.preprocess import FILTERS, PreprocessConfig, preprocess  # noqa: E402
+from nmf4d.execution import Progress  # noqa: E402
+from nmf4d.filters import FILTERS  # noqa: E402
+from nmf4d.filters.denoise import DenoiseModel, denoise_filter, load_model  # noqa: E402
+from nmf4d.preprocess import preprocess  # noqa: E402
 from nmf4d.synthetic import make_polycrystal  # noqa: E402
 
 OPTS = dict(epochs=10, batch_size=32, latent=16, seed=0, device="cpu", progress=False)
@@ -96,7 +98,7 @@ def test_bad_model_files(tmp_path):
 def test_cuda_unavailable(poly):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    with pytest.raises(InputError, match="CUDA is not available"):
+    with pytest.raises(InputError, match="no CUDA GPU"):
         denoise_filter(poly[0], device="cuda", progress=False)
 
 
@@ -131,12 +133,16 @@ def test_dask_input_and_odd_shape(trained, poly):
 def test_through_preprocess(poly, capsys):
     assert "denoise" in FILTERS
     data, _ = poly
-    cfg = PreprocessConfig(filter="denoise",
-                           filter_options=dict(epochs=2, batch_size=32, latent=8,
-                                               device="cpu", progress=True))
-    x, rec = preprocess(data, cfg)
+    cfg = PreprocessConfig(filter="denoise", denoise=DenoiseConfig(epochs=2, batch_size=32,
+                                                                   latent=8))
+    x, rec, artifacts = preprocess(data, cfg, device="cpu",
+                                   progress=Progress(bars=True, tty_only=False))
     assert x.shape == data.shape and x.dtype == np.float32
     assert rec["filter"] == "denoise"
     assert rec["filter_info"]["epochs"] == 2 and rec["filter_info"]["trained"] is True
+    assert rec["filter_info"]["latent"] == 8
     json.dumps(rec)
     assert "denoise" in capsys.readouterr().err    # tqdm bar on stderr
+    # the trained model comes back to be saved beside the results
+    assert isinstance(artifacts["denoiser"], DenoiseModel)
+    assert artifacts["denoiser"].latent == 8

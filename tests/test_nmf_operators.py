@@ -1,14 +1,21 @@
-"""Data operators: block kernels, the QB sketch, the low-rank operator, the sketched sweep."""
+"""Data operators (nmf4d.nmf): the block operator over every source, the QB sketch, the
+low-rank operator, and the protocols that are their contract with the solver."""
 from __future__ import annotations
 
 import dask.array as da
 import numpy as np
 import pytest
 
-from nmf4d.nmf import BlockOperator, DaskSource, InMemoryOperator, non_negative_factorization
-from nmf4d.nmf._lowrank import LowRankOperator
-from nmf4d.sweep import loss_sweep
-from nmf4d.synthetic import make_polycrystal
+from nmf4d.execution import DaskSource
+from nmf4d.nmf import (
+    BlockOperator,
+    DataOperator,
+    FullDataOperator,
+    FusedWeightStep,
+    InMemoryOperator,
+    LowRankOperator,
+    non_negative_factorization,
+)
 
 
 @pytest.fixture(scope="module")
@@ -102,14 +109,66 @@ def test_fit_independent_of_blocks(low_rank_data, inner, ortho):
         assert f.n_iter == fits[0].n_iter
 
 
-def test_sketched_sweep_is_faithful():
-    """The sketched level-one loss is within 1 % of full-data fits at every k."""
-    data, truth = make_polycrystal((32, 32), (40, 40), n_grains=4, vacuum=True, dose=2000,
-                                   seed=5)
-    X = data.reshape(32 * 32, -1).astype(np.float32)
-    kw = dict(scan_shape=(32, 32), seed=0)
-    sk = loss_sweep(X, (2, 9), max_iter=200, tol=1e-4, **kw)
-    full = loss_sweep(X, (2, 9), method="full", max_iter=1000, tol=1e-6, **kw)
-    assert np.all(np.abs(sk.loss / full.loss - 1) < 0.01), sk.loss / full.loss - 1
-    assert sk.knee == full.knee == truth.k_true
-    assert set(sk.timings) == {"sketch", "fits", "loss"}
+def test_operators_satisfy_their_protocols(low_rank_data):
+    X = low_rank_data
+    full = InMemoryOperator(X)
+    low = LowRankOperator(*full.qb(8, rng=np.random.default_rng(0)))
+    assert isinstance(full, FullDataOperator) and isinstance(full, FusedWeightStep)
+    assert isinstance(low, DataOperator) and not isinstance(low, FusedWeightStep)
+    assert not isinstance(low, FullDataOperator)
+    assert full.in_memory_matrix() is X
+    assert InMemoryOperator(X, scales=(np.ones(300), np.ones(200))).in_memory_matrix() is None
+    assert low.in_memory_matrix() is None
+
+
+class _DenseOperator:
+    """The smallest DataOperator: dense products, no fused step (the solver must then make
+    two products per iteration)."""
+
+    pass_cost = None
+    objective_floor = 0.0
+
+    def __init__(self, X):
+        self.X = X
+        self.shape = X.shape
+        self.dtype = np.dtype(np.float32)
+        self.products = 0
+
+    def sq_norm(self):
+        return float((self.X.astype(np.float64) ** 2).sum())
+
+    def mean(self):
+        return float(self.X.mean())
+
+    def x_ht(self, H):
+        self.products += 1
+        return H @ self.X.T
+
+    def wt_x(self, Wt):
+        self.products += 1
+        return Wt @ self.X
+
+    def sketch(self, n_components, *, rng):
+        U, S, Vt = np.linalg.svd(self.X.astype(np.float64), full_matrices=False)
+        return U[:, :n_components], S[:n_components], Vt[:n_components]
+
+    def normalised_coords(self, r, *, rng, scan_shape=None):
+        raise NotImplementedError
+
+    def mean_normalised_rows(self, groups):
+        raise NotImplementedError
+
+    def in_memory_matrix(self):
+        return None
+
+
+def test_solver_needs_only_the_protocol(low_rank_data):
+    """Any object with the DataOperator methods is factorised as the matrix it stands for."""
+    X = low_rank_data
+    dense = _DenseOperator(X)
+    assert isinstance(dense, DataOperator) and not isinstance(dense, FusedWeightStep)
+    a = non_negative_factorization(dense, 5, init="nndsvd", max_iter=30)
+    b = non_negative_factorization(X, 5, init="nndsvd", max_iter=30)
+    assert dense.products >= 2 * a.n_iter              # two products per iteration
+    assert a.n_iter == b.n_iter
+    np.testing.assert_allclose(a.components, b.components, rtol=1e-3, atol=1e-6)

@@ -17,8 +17,8 @@ likelihood for counts, does not let the few bright direct-beam pixels dominate a
 squared error would, and is minimised in expectation by the neighbour's mean. At
 inference pattern (y, x) is reconstructed from its own input.
 
-Everything torch is imported lazily, so ``import nmf4d.denoise`` works without torch;
-the filter itself then raises an :class:`~nmf4d.errors.InputError`.
+Everything torch is imported lazily, so ``import nmf4d.filters.denoise`` works without
+torch; the filter itself then raises :class:`~nmf4d.errors.MissingDependencyError`.
 """
 from __future__ import annotations
 
@@ -31,10 +31,9 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .errors import InputError
-from .preprocess import register_filter, validate_4d
-
-TORCH_MISSING = 'the denoise filter needs PyTorch: pip install "nmf4d[denoise]"'
+from ..arrays import validate_4d
+from ..errors import InputError, MissingDependencyError
+from ..execution.device import resolve_device
 MODEL_FORMAT = "nmf4d-denoise-autoencoder"
 MODEL_VERSION = 1
 CHANNELS = (16, 32, 64)          # conv channels of the encoder (decoder mirrors them)
@@ -47,7 +46,7 @@ def _torch():
     try:
         import torch
     except ImportError:  # pragma: no cover - depends on the environment
-        raise InputError(TORCH_MISSING) from None
+        raise MissingDependencyError("the denoise filter", "PyTorch", "denoise") from None
     return torch
 
 
@@ -197,20 +196,6 @@ def _check_shape(model: DenoiseModel, shape: tuple[int, int]) -> None:
 
 
 # ---------------------------------------------------------------------------- helpers
-def _resolve_device(device: str) -> str:
-    torch = _torch()
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":
-        return "cpu"
-    if isinstance(device, str) and device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"device={device!r} was requested but CUDA is not available "
-                             f"(use device='cpu' or 'auto')")
-        return device
-    raise InputError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-
-
 def _check_int(value: Any, name: str, lo: int) -> int:
     if not (isinstance(value, (int, np.integer)) and not isinstance(value, bool)
             and value >= lo):
@@ -256,9 +241,18 @@ def _to_tensor(torch, patterns: np.ndarray, scale: float, padded, device):
 
 
 # ------------------------------------------------------------------------------ filter
-def denoise_filter(data, *, epochs: int = 30, batch_size: int = 64, latent: int = 32,
-                   lr: float = 1e-3, seed: int = 0, device: str = "auto", model=None,
-                   save_model=None, progress: bool = True, max_train: int = 4096):
+def denoise_filter(data, **options):
+    """Denoise every pattern with a convolutional autoencoder trained on the data.
+
+    See :func:`_denoise` for the parameters. Returns ``(denoised, info)``.
+    """
+    out, info, _ = _denoise(data, **options)
+    return out, info
+
+
+def _denoise(data, *, epochs: int = 30, batch_size: int = 64, latent: int = 32,
+             lr: float = 1e-3, seed: int = 0, device: str = "auto", model=None,
+             save_model=None, progress: bool = True, max_train: int = 4096):
     """Denoise every pattern with a convolutional autoencoder trained on the data.
 
     Parameters
@@ -295,6 +289,8 @@ def denoise_filter(data, *, epochs: int = 30, batch_size: int = 64, latent: int 
         method, target, epochs (trained; 0 when reused), latent, seed, device,
         final_loss (None when reused), loss_history (per-epoch mean Poisson NLL),
         trained, model_path.
+    model : DenoiseModel
+        The trained (or reused) model.
     """
     torch = _torch()
     data = data if isinstance(data, da.Array) else np.asarray(data)
@@ -311,7 +307,7 @@ def denoise_filter(data, *, epochs: int = 30, batch_size: int = 64, latent: int 
     if not (isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)
             and math.isfinite(lr) and lr > 0):
         raise InputError(f"lr must be a positive number, got {lr!r}")
-    dev = _resolve_device(device)
+    dev = resolve_device(device, field="execution.device")
 
     if model is not None and not isinstance(model, DenoiseModel):
         if isinstance(model, (str, os.PathLike)):
@@ -342,7 +338,7 @@ def denoise_filter(data, *, epochs: int = 30, batch_size: int = 64, latent: int 
             "device": dev, "final_loss": float(history[-1]) if history else None,
             "loss_history": [float(v) for v in history], "trained": trained,
             "model_path": model.path, "scale": model.scale}
-    return out, info
+    return out, info, model
 
 
 def _train(torch, data, *, epochs, batch_size, latent, lr, seed, device, progress,
@@ -429,4 +425,11 @@ def _reconstruct(torch, model: DenoiseModel, data, *, batch: int, device) -> np.
     return out
 
 
-register_filter("denoise", denoise_filter)
+
+def pipeline_filter(data, **options):
+    """:func:`denoise_filter` as the ``denoise`` entry of :data:`nmf4d.filters.FILTERS`:
+    returns ``(denoised, info, artifacts)``, with the trained model in
+    ``artifacts["denoiser"]`` (none when a saved model was reused) for the caller to
+    save beside the results."""
+    out, info, model = _denoise(data, **options)
+    return out, info, ({"denoiser": model} if info["trained"] else {})

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import InputError
-from .nmf import apply_scales, poisson_scales, randomized_svd
-from .preprocess import register_filter
+from ..arrays import is_dask
+from ..errors import ConfigError, InputError
 
 
 def gap_rank(S: np.ndarray) -> tuple[int, float]:
@@ -48,12 +47,15 @@ def pca_filter(data, *, rank="auto", max_rank: int = 50, seed: int = 0):
 
     The data matrix (one pattern per row) is Poisson-weighted (see
     :mod:`nmf4d.nmf._weighting`), truncated to ``rank`` singular triplets by a seeded
-    randomized SVD, mapped back to the input's units and clipped at 0. Not centred: NMF
-    factorises the uncentred data, and the mean pattern is the first singular vector.
+    randomized SVD (the range finder of :class:`nmf4d.nmf.BlockOperator`, as passes over
+    row blocks with the weights applied on the fly), mapped back to the input's units and
+    clipped at 0. Not centred: NMF factorises the uncentred data, and the mean pattern is
+    the first singular vector. A dask array is never held whole: the result is a lazy dask
+    array whose blocks are rebuilt from their rows of U when computed.
 
     Parameters
     ----------
-    data : ndarray of shape (scan_y, scan_x, ky, kx)
+    data : ndarray or dask array of shape (scan_y, scan_x, ky, kx)
     rank : int or "auto"
         Number of components kept; "auto" cuts the spectrum at its largest relative gap
         (see :func:`gap_rank`), at most ``max_rank // 2``.
@@ -62,62 +64,27 @@ def pca_filter(data, *, rank="auto", max_rank: int = 50, seed: int = 0):
 
     Returns
     -------
-    filtered : ndarray of shape (scan_y, scan_x, ky, kx), float32
+    filtered : ndarray or dask array of shape (scan_y, scan_x, ky, kx), float32
     info : dict
-        {"method": "pca", "rank", "max_rank", "edge", "weighting": "poisson"}.
+        {"method": "pca", "rank", "max_rank", "edge", "weighting": "poisson", "seed"} (and
+        "lazy": True for dask input).
     """
-    if not isinstance(data, np.ndarray) and hasattr(data, "to_delayed"):
-        return _pca_filter_lazy(data, rank=rank, max_rank=max_rank, seed=seed)
-    x = np.asarray(data, dtype=np.float32)
+    from ..execution.sources import DaskSource, NumpySource
+    from ..nmf import BlockOperator, scales_from_sums
+
+    lazy = is_dask(data)
+    x = data if lazy else np.asarray(data, dtype=np.float32)
     if x.ndim != 4:
         raise InputError(f"pca filter needs 4D data (scan_y, scan_x, ky, kx), got shape {x.shape}")
     sy, sx, ky, kx = x.shape
-    X = x.reshape(sy * sx, ky * kx)
-    n_max = min(X.shape)
-    _check_rank(rank, n_max)
-    a, b = poisson_scales(X)
-    Xs = apply_scales(X, a, b)
-    r_fit = min(n_max, max_rank if rank == "auto" else int(rank))
-    U, S, Vt = randomized_svd(Xs, r_fit, rng=np.random.default_rng(seed))
-    edge = None
-    if rank == "auto":
-        r, edge = gap_rank(S)
-    else:
-        r = r_fit
-    rec = (U[:, :r] * S[:r]) @ Vt[:r]
-    rec /= a[:, None]
-    rec /= b[None, :]
-    np.maximum(rec, 0.0, out=rec)
-    info = {"method": "pca", "rank": int(r), "max_rank": int(max_rank), "edge": edge,
-            "weighting": "poisson", "seed": int(seed)}
-    return rec.astype(np.float32).reshape(sy, sx, ky, kx), info
-
-
-def _check_rank(rank, n_max):
-    if rank != "auto":
-        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= n_max:
-            raise InputError(f"pca rank must be 'auto' or an integer in 1..{n_max}, got {rank!r}")
-
-
-def _pca_filter_lazy(data, *, rank="auto", max_rank: int = 50, seed: int = 0):
-    """:func:`pca_filter` for a dask array, never holding it whole.
-
-    The same seeded randomized SVD runs as passes over row blocks (the block operator of
-    :mod:`nmf4d.nmf._blocked`, Poisson weights applied on the fly), and the result is a
-    lazy dask array: each block of patterns is rebuilt from its rows of U when computed.
-    """
-    import dask.array as da
-
-    from .nmf._blocked import BlockOperator, DaskSource
-    from .nmf._weighting import scales_from_sums
-
-    if data.ndim != 4:
-        raise InputError(f"pca filter needs 4D data (scan_y, scan_x, ky, kx), got shape {data.shape}")
-    sy, sx, ky, kx = data.shape
     n, p = sy * sx, ky * kx
     _check_rank(rank, min(n, p))
-    x = data.astype(np.float32).rechunk({1: -1, 2: -1, 3: -1}).reshape(n, p)
-    src = DaskSource(x)
+    if lazy:
+        X = x.astype(np.float32).rechunk({1: -1, 2: -1, 3: -1}).reshape(n, p)
+        src = DaskSource(X)
+    else:
+        X = x.reshape(n, p)
+        src = NumpySource(X)
     st = BlockOperator(src).stats()
     a, b = scales_from_sums(st["row_sums"], st["col_sums"] / n)
     r_fit = min(n, p, max_rank if rank == "auto" else int(rank))
@@ -130,16 +97,27 @@ def _pca_filter_lazy(data, *, rank="auto", max_rank: int = 50, seed: int = 0):
     US = (U[:, :r] * S[:r]).astype(np.float32)
     V = (Vt[:r] / b[None, :]).astype(np.float32)
     inv_a = (1.0 / a).astype(np.float32)
+    info = {"method": "pca", "rank": int(r), "max_rank": int(max_rank), "edge": edge,
+            "weighting": "poisson", "seed": int(seed)}
 
-    def rebuild(block, block_info=None):
-        s, e = block_info[0]["array-location"][0]
+    def rebuild(s, e):
         rec = (US[s:e] @ V) * inv_a[s:e, None]
         return np.maximum(rec, 0.0, out=rec)
 
-    rec = x.map_blocks(rebuild, dtype=np.float32)
-    info = {"method": "pca", "rank": int(r), "max_rank": int(max_rank), "edge": edge,
-            "weighting": "poisson", "seed": int(seed), "lazy": True}
-    return da.reshape(rec, (sy, sx, ky, kx)), info
+    if not lazy:
+        return rebuild(0, n).reshape(sy, sx, ky, kx), info
+    import dask.array as da
+
+    def block(blk, block_info=None):
+        s, e = block_info[0]["array-location"][0]
+        return rebuild(s, e)
+
+    info["lazy"] = True
+    return da.reshape(X.map_blocks(block, dtype=np.float32), (sy, sx, ky, kx)), info
 
 
-register_filter("pca", pca_filter)
+def _check_rank(rank, n_max):
+    if rank != "auto":
+        if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 1 <= rank <= n_max:
+            raise ConfigError("preprocessing.pca_rank", rank,
+                              f"must be 'auto' or an integer in 1..{n_max}")

@@ -6,7 +6,6 @@ data; the K-component loss curves are drawn together and the noise standard devi
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -14,9 +13,10 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .errors import InputError
+from .config import AnalysisConfig
+from .errors import InputError, MissingDependencyError
+from .filters import FILTERS
 from .pipeline import analyse
-from .preprocess import FILTERS, PreprocessConfig
 
 DEFAULT_FILTERS = ("raw", "mean3", "pca", "denoise")
 
@@ -40,30 +40,32 @@ class FilterComparison:
         return m
 
 
-def compare_filters(data, *, filters=DEFAULT_FILTERS, preprocessing: PreprocessConfig | None = None,
-                    filter_options: dict | None = None, progress=None,
-                    **analyse_options) -> FilterComparison:
+def compare_filters(data, config: AnalysisConfig | None = None, *, filters=DEFAULT_FILTERS,
+                    progress=None, on_filter=None, client=None) -> FilterComparison:
     """Run :func:`nmf4d.pipeline.analyse` once per filter on the same data.
 
     Parameters
     ----------
     data : array-like of shape (scan_y, scan_x, ky, kx)
+    config : AnalysisConfig, optional
+        Every setting; its ``preprocessing.filter`` is replaced by each filter in turn
+        (the filters' own options, ``pca_rank`` and ``denoise``, are taken from it).
     filters : sequence of str
-        Names registered in :data:`nmf4d.preprocess.FILTERS`.
-    preprocessing : PreprocessConfig, optional
-        Every other preprocessing step (its ``filter`` is replaced).
-    filter_options : dict, optional
-        filter name -> options dict for that filter.
-    **analyse_options
-        Passed to every :func:`analyse` call (k, k_range, seed, ...).
+        Names registered in :data:`nmf4d.filters.FILTERS`.
+    progress : nmf4d.execution.Progress, optional
+    on_filter : callable, optional
+        ``on_filter(name, analysis)`` after each filter.
+    client : dask.distributed.Client, optional
 
     Returns
     -------
     FilterComparison
-        Filters that cannot run here (the learned denoiser without torch) are listed in
-        ``skipped`` with the reason instead of failing the comparison.
+        Filters whose optional dependency is not installed (the learned denoiser without
+        torch) are listed in ``skipped`` with the reason instead of failing the comparison.
     """
-    base = preprocessing or PreprocessConfig()
+    import dataclasses
+
+    base = config or AnalysisConfig()
     names = list(filters)
     unknown = [f for f in names if f not in FILTERS]
     if unknown:
@@ -73,26 +75,24 @@ def compare_filters(data, *, filters=DEFAULT_FILTERS, preprocessing: PreprocessC
         raise InputError("no filter to compare")
     analyses, seconds, skipped = {}, {}, {}
     for name in names:
-        cfg = dataclasses.replace(base, filter=name,
-                                  filter_options=(filter_options or {}).get(name))
+        cfg = dataclasses.replace(base, preprocessing=dataclasses.replace(
+            base.preprocessing, filter=name))
         t = time.perf_counter()
         try:
-            analyses[name] = analyse(data, preprocessing=cfg, **analyse_options)
-        except InputError as e:
-            if name == "denoise" and "PyTorch" in str(e):
-                skipped[name] = str(e)
-                continue
-            raise
+            analyses[name] = analyse(data, cfg, progress=progress, client=client)
+        except MissingDependencyError as e:
+            skipped[name] = str(e)
+            continue
         seconds[name] = time.perf_counter() - t
-        if progress is not None:
-            progress(name, analyses[name])
+        if on_filter is not None:
+            on_filter(name, analyses[name])
     done = [f for f in names if f in analyses]
     return FilterComparison(filters=done, analyses=analyses, seconds=seconds, skipped=skipped)
 
 
 def write_comparison(path, comp: FilterComparison, *, input_path: str, parameters: dict) -> None:
     """Write ``compare.h5``-style results (see the README) to ``path``."""
-    from .results import _json_default, write_provenance
+    from .results import json_default, write_provenance
 
     with h5py.File(path, "w") as f:
         write_provenance(f, input_path=input_path, parameters=parameters)
@@ -106,7 +106,7 @@ def write_comparison(path, comp: FilterComparison, *, input_path: str, parameter
             g = f.create_group(f"filters/{n}")
             g.attrs["k"] = int(a.k)
             g.attrs["seconds"] = float(comp.seconds[n])
-            g.attrs["preprocessing"] = json.dumps(a.preprocessing, default=_json_default)
+            g.attrs["preprocessing"] = json.dumps(a.preprocessing, default=json_default)
             if a.sweep is not None:
                 g.create_dataset("sweep/k", data=a.sweep.k.astype(np.int32))
                 g.create_dataset("sweep/loss", data=a.sweep.loss.astype(np.float64))

@@ -1,15 +1,21 @@
-"""Executors: the same analysis in memory, streamed from a file under a memory budget,
-and on a dask.distributed LocalCluster of 2 worker processes gives the same result."""
+"""nmf4d.prepare: where the data lives for the budget. The same analysis in memory,
+streamed from a file under a memory budget, and on a dask.distributed LocalCluster of 2
+worker processes gives the same result."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from nmf4d.errors import InputError
-from nmf4d.execution import block_rows, parse_memory, physical_memory
+from nmf4d.config import AnalysisConfig
 from nmf4d.io import open_dataset
 from nmf4d.pipeline import analyse
+from nmf4d.prepare import load
 from nmf4d.synthetic import write_polycrystal_zarr
+
+
+def run(data, client=None, **flat):
+    return analyse(data, AnalysisConfig.from_flat(k_range=(2, 8), max_iter=200, **flat),
+                   client=client)
 
 
 @pytest.fixture(scope="module")
@@ -23,14 +29,42 @@ def zarr_scan(tmp_path_factory):
 @pytest.fixture(scope="module")
 def in_memory(zarr_scan):
     ds = open_dataset(zarr_scan[0])
-    return analyse(np.asarray(ds.data), k_range=(2, 8), max_iter=200)
+    return run(np.asarray(ds.data))
 
 
 def _same(a, b):
     assert a.k == b.k
     np.testing.assert_array_equal(a.labels, b.labels)
     np.testing.assert_allclose(a.sweep.loss, b.sweep.loss, rtol=1e-4)
-    assert abs(a.rel_error / b.rel_error - 1) < 1e-4
+    assert abs(a.relative_error / b.relative_error - 1) < 1e-4
+
+
+def test_load_chooses_where_the_data_lives(zarr_scan):
+    """In memory within half the budget (the weighted copy too when both fit), streamed
+    beyond it; the fitting space converts fits to and from input units."""
+    ds = open_dataset(zarr_scan[0])
+    arr = ds.data.astype(np.float32)
+    assert load(arr).mode == "memory"
+    # a numpy array is used where it is; its weighted copy (2 x 38 MB) exceeds 64MB
+    assert load(np.asarray(arr), memory="64MB").mode == "memory (weighting on the fly)"
+    streamed = load(arr, memory="64MB")
+    assert streamed.mode == "stream" and streamed.n_blocks > 1
+    plain = load(np.asarray(arr), weighting="none")
+    assert plain.scales is None and plain.fit_op is plain.op
+    fd = load(np.asarray(arr))
+    a, b = fd.scales
+    from nmf4d.nmf import NMFResult
+    rng = np.random.default_rng(0)
+    res = NMFResult(weights=rng.random((3, 48 * 48)).astype(np.float32),
+                    components=rng.random((3, 64 * 64)).astype(np.float32), n_iter=1,
+                    converged=True)
+    Wt, H = fd.to_fitting(res)
+    np.testing.assert_allclose(Wt.T @ H, (res.weights.T @ res.components) * a[:, None]
+                               * b[None, :], rtol=1e-4)
+    back = fd.to_input(NMFResult(weights=Wt, components=H, n_iter=1, converged=True))
+    np.testing.assert_allclose(back.weights.T @ back.components,
+                               res.weights.T @ res.components, rtol=1e-4)
+    np.testing.assert_allclose(back.components.sum(axis=1), 1.0, rtol=1e-5)
 
 
 def test_in_memory_recovers_truth(in_memory, zarr_scan):
@@ -39,14 +73,14 @@ def test_in_memory_recovers_truth(in_memory, zarr_scan):
     assert in_memory.k == truth.k_true
     pure = truth.ratio == 0
     assert adjusted_rand_score(truth.labels[pure], in_memory.labels[pure]) > 0.99
-    assert in_memory.extras["execution"]["mode"] == "memory"
+    assert in_memory.execution["mode"] == "memory"
 
 
 def test_streamed_under_budget_equals_in_memory(in_memory, zarr_scan):
     ds = open_dataset(zarr_scan[0])
-    a = analyse(ds.data, k_range=(2, 8), max_iter=200, memory="64MB")
-    assert a.extras["execution"]["mode"] == "stream"
-    assert a.extras["execution"]["blocks"] > 1
+    a = run(ds.data, memory="64MB")
+    assert a.execution["mode"] == "stream"
+    assert a.execution["blocks"] > 1
     _same(a, in_memory)
     np.testing.assert_allclose(a.mean_pattern, in_memory.mean_pattern, rtol=1e-5)
     np.testing.assert_allclose(a.clusters["raw_mean"], in_memory.clusters["raw_mean"],
@@ -59,31 +93,13 @@ def test_distributed_local_cluster_equals_in_memory(in_memory, zarr_scan):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
-        a = analyse(ds.data, k_range=(2, 8), max_iter=200, client=client)
-    assert a.extras["execution"]["mode"] == "distributed"
-    assert a.extras["execution"]["blocks"] >= 4
+        a = run(ds.data, client=client)
+    assert a.execution["mode"] == "distributed"
+    assert a.execution["blocks"] >= 4
     _same(a, in_memory)
 
 
-@pytest.mark.parametrize("text, value", [("2GB", 2 * 2**30), ("512MB", 512 * 2**20),
-                                         ("1.5 GiB", int(1.5 * 2**30)), (2**27, 2**27)])
-def test_parse_memory(text, value):
-    assert parse_memory(text) == value
-
-
-def test_parse_memory_default_and_errors():
-    assert parse_memory(None) == int(0.5 * physical_memory())
-    for bad in ("lots", "2XB", "-1GB", "1MB"):
-        with pytest.raises(InputError, match="--memory"):
-            parse_memory(bad)
-
-
-def test_block_rows_fit_budget():
-    rows = block_rows(128 * 128, 2 * 2**30, n_workers=2)
-    assert rows * 128 * 128 * 4 * 4 * 2 <= 2 * 2**30 // 3
-    assert block_rows(10**9, 2**26) == 1
-
-
+@pytest.mark.slow
 def test_cli_memory_and_workers(zarr_scan, tmp_path, capsys):
     """`nmf4d run --memory` streams, `--workers 2` computes on a local cluster; same k and
     labels as in memory; the execution record lands in results.h5."""
@@ -123,34 +139,7 @@ def test_cli_execution_errors(zarr_scan, tmp_path, capsys, args, words):
     assert not (tmp_path / "o").exists()
 
 
-def test_progress_bars_on_and_off(capsys):
-    from nmf4d.execution import Progress
-
-    with Progress(True, tty_only=False).bar("level one: k sweep", 3, "k") as b:
-        for _ in range(3):
-            b.update(1)
-    err = capsys.readouterr().err
-    assert "level one: k sweep" in err and "3/3" in err
-    with Progress(False).bar("x", 3) as b:
-        b.update(1)
-    with Progress(True).bar("y", 2) as b:      # not a terminal: bars stay silent
-        b.update(1)
-    assert capsys.readouterr().err == ""
-
-
-def test_streamed_progress_counts_blocks(zarr_scan, capsys):
-    """The per-block hook of a dask source fires once per block and pass."""
-    from nmf4d.nmf import BlockOperator, DaskSource
-
-    ds = open_dataset(zarr_scan[0])
-    x = ds.data.astype(np.float32).reshape(48 * 48, -1).rechunk({0: 300, 1: -1})
-    op = BlockOperator(DaskSource(x, scheduler="threads", num_workers=2))
-    seen = []
-    op.source.on_block = lambda: seen.append(1)
-    op.stats()
-    assert len(seen) == len(op.source.blocks) == 8
-
-
+@pytest.mark.slow
 def test_cli_scheduler_address(zarr_scan, tmp_path, capsys):
     """`--scheduler ADDRESS` joins a running cluster; a dead address is a one-line error."""
     distributed = pytest.importorskip("distributed")

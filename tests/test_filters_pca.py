@@ -1,15 +1,12 @@
-"""The PCA filter and the filter comparison (compare-filters)."""
-import json
-
-import h5py
+"""The PCA filter (nmf4d.filters.pca): rank, denoising, streaming."""
 import numpy as np
 import pytest
 
-from nmf4d.cli import main
-from nmf4d.compare import compare_filters
+from nmf4d.config import PreprocessConfig
 from nmf4d.errors import InputError
-from nmf4d.filters import gap_rank, pca_filter
-from nmf4d.preprocess import PreprocessConfig, preprocess, scan_mean_filter
+from nmf4d.filters.pca import gap_rank, pca_filter
+from nmf4d.filters.scan import scan_mean_filter
+from nmf4d.preprocess import preprocess
 from nmf4d.synthetic import make_polycrystal
 
 
@@ -51,48 +48,16 @@ def test_pca_rank_errors(low_dose, rank):
 
 
 def test_pca_through_preprocess(low_dose):
-    x, rec = preprocess(low_dose[0], PreprocessConfig(filter="pca", filter_options={"rank": 2}))
+    x, rec, _ = preprocess(low_dose[0], PreprocessConfig(filter="pca", pca_rank=2), seed=3)
     assert rec["filter"] == "pca" and rec["filter_info"]["rank"] == 2
+    assert rec["filter_info"]["seed"] == 3
     assert x.shape == low_dose[0].shape
-
-
-def test_compare_filters_library(low_dose):
-    data, truth = low_dose
-    comp = compare_filters(data, filters=("raw", "pca"), k_range=(2, 6))
-    assert comp.filters == ["raw", "pca"]
-    assert all(comp.analyses[n].k == truth.k_true for n in comp.filters)
-    m = comp.nsd_matrix()
-    assert m.shape == (2, truth.k_true) and np.all(np.isfinite(m))
-    with pytest.raises(InputError, match="unknown filter"):
-        compare_filters(data, filters=("raw", "nope"))
-
-
-def test_compare_filters_cli(low_dose, tmp_path, capsys):
-    data, truth = low_dose
-    src = tmp_path / "d.npy"
-    np.save(src, data)
-    out = tmp_path / "cf"
-    rc = main(["compare-filters", str(src), "-o", str(out), "--filters", "raw,mean3,pca",
-               "--k-range", "2:6", "-q"])
-    assert rc == 0
-    with h5py.File(out / "compare.h5") as f:
-        assert json.loads(f.attrs["filters"]) == ["raw", "mean3", "pca"]
-        assert f["nsd_matrix"].shape[0] == 3
-        assert list(f["filters/pca/sweep/k"][()]) == [2, 3, 4, 5, 6]
-        assert int(f["chosen_k"][2]) == truth.k_true
-    html = (out / "report.html").read_text()
-    assert "data:image/png;base64," in html and "filter comparison" in html
-    assert (out / "figures" / "filters.png").stat().st_size > 1000
-    assert main(["compare-filters", str(src), "-o", str(out), "--filters", "raw"]) == 2  # exists
 
 
 def test_pca_filter_lazy_matches_in_memory():
     """On a dask array the PCA filter streams (stats + sketch passes) and stays lazy, and
     gives the in-memory result."""
     import dask.array as da
-
-    from nmf4d.filters import pca_filter
-    from nmf4d.synthetic import make_polycrystal
 
     data, truth = make_polycrystal((24, 24), (32, 32), n_grains=3, vacuum=True, dose=500,
                                    seed=4)

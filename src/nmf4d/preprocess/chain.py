@@ -1,0 +1,114 @@
+"""The preprocessing stage: every step of a :class:`~nmf4d.config.PreprocessConfig`, in order."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from ..arrays import Array, data_4d, is_dask
+from ..beam import check_centre, direct_beam_mask, find_direct_beam
+from ..filters import get_filter
+from .steps import (
+    _centre_box,
+    _check_box,
+    _pair,
+    apply_mask,
+    bin_patterns,
+    crop_patterns,
+    normalise_patterns,
+    scale_intensity,
+)
+
+if TYPE_CHECKING:  # the config imports nothing of this package; no runtime import needed
+    from ..config import PreprocessConfig
+    from ..execution import Progress
+
+
+class Preprocessed(NamedTuple):
+    """Outcome of :func:`preprocess`.
+
+    Attributes
+    ----------
+    data : ndarray or dask array of shape (scan_y, scan_x, ky', kx'), float32
+        A new array; lazy for dask input.
+    record : dict
+        JSON-serialisable: "input_shape", "crop", "centre_crop", "bin", "mask", "filter",
+        ("filter_info"), "scale", "normalise", "output_shape", "dtype" (steps not applied:
+        None / 1 / "raw").
+    artifacts : dict
+        Objects a filter made that are worth saving beside the results (the trained
+        denoiser as ``"denoiser"``).
+    """
+
+    data: Array
+    record: dict
+    artifacts: dict
+
+
+def preprocess(data: Array, config: "PreprocessConfig | None" = None, *, seed: int = 0,
+               device: str = "auto", progress: "Progress | None" = None) -> Preprocessed:
+    """Apply ``config`` in the order crop -> bin -> mask -> filter -> scale -> normalise.
+
+    Values are not checked (that reads the data): the loading stage does it
+    (:func:`nmf4d.prepare.load`), or call :func:`nmf4d.arrays.check_values`.
+
+    Parameters
+    ----------
+    data : ndarray or dask array of shape (scan_y, scan_x, ky, kx)
+    config : PreprocessConfig, optional
+        Default: only the conversion to float32.
+    seed : int
+        Seed of the filters' random choices.
+    device : str
+        Where the learned denoiser trains.
+    progress : nmf4d.execution.Progress, optional
+        Progress bars of the filters (the denoiser's training).
+
+    Returns
+    -------
+    Preprocessed
+    """
+    if config is None:
+        from ..config import PreprocessConfig
+        config = PreprocessConfig()
+    data = data_4d(data)
+    spec = get_filter(config.filter)
+    fy, fx = _pair(config.bin, "bin")
+    rec: dict[str, Any] = {"input_shape": [int(s) for s in data.shape], "crop": None,
+                           "centre_crop": None, "bin": fy if fy == fx else [fy, fx],
+                           "mask": None}
+    x = data
+    if config.crop is not None:
+        box = _check_box(config.crop, x.shape[2:])
+        x, rec["crop"] = crop_patterns(x, box=box), list(box)
+    if config.centre_crop is not None:
+        box = _centre_box(x.shape[2:], config.centre_crop, None)
+        x = crop_patterns(x, box=box)
+        rec["centre_crop"] = {"size": int(config.centre_crop), "box": list(box)}
+    if (fy, fx) != (1, 1):
+        x = bin_patterns(x, (fy, fx), reduce="sum")
+    if config.mask_radius is not None:
+        if config.mask_centre == "auto":
+            centre = find_direct_beam(x.mean(axis=(0, 1), dtype=np.float64))
+        else:
+            centre = check_centre(config.mask_centre, x.shape[2:])
+        mask = direct_beam_mask(x.shape[2:], radius=config.mask_radius, centre=centre)
+        x = apply_mask(x, mask, fill=0)
+        rec["mask"] = {"centre": [float(c) for c in centre], "fill": 0,
+                       "radius": float(config.mask_radius), "n_pixels": int(mask.sum())}
+    out = spec.function()(x, **spec.kwargs(config, seed=seed, device=device,
+                                           progress=progress))
+    artifacts: dict = {}
+    if isinstance(out, tuple):        # (array, info[, artifacts]): info is recorded
+        x, rec["filter_info"], *more = out
+        artifacts = dict(more[0]) if more else {}
+    else:
+        x = out
+    x = scale_intensity(x, method=config.scale)
+    x = normalise_patterns(x, method=config.normalise)
+    x = x.astype(np.float32)
+    if x is data and not is_dask(x):
+        x = x.copy()
+    rec.update(filter=config.filter, scale=config.scale, normalise=config.normalise,
+               output_shape=[int(s) for s in x.shape], dtype="float32")
+    return Preprocessed(x, rec, artifacts)

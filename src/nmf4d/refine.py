@@ -1,0 +1,57 @@
+"""The refinement stage: the final NMF fit of the chosen k on the full data."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .nmf import NMFResult, check_k, non_negative_factorization
+
+if TYPE_CHECKING:
+    from .config import AnalysisConfig
+    from .execution import Progress
+    from .prepare import FittingData
+
+
+def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
+           start: NMFResult | None = None, progress: "Progress | None" = None) -> NMFResult:
+    """Fit k components to the full data, from the sweep's fit of that k when given.
+
+    Parameters
+    ----------
+    data : FittingData
+    k : int
+    config : AnalysisConfig
+        ``fit`` (start, penalties, stopping), ``execution.device``, ``seed``.
+    start : NMFResult, optional
+        A fit of k components in input units (the sweep's), mapped into the fitting space
+        as the starting point.
+    progress : Progress, optional
+
+    Returns
+    -------
+    NMFResult
+        In input units: components of unit sum, weights (k, n) in intensity units.
+    """
+    from .execution import Progress
+
+    progress = progress or Progress()
+    fit = config.fit
+    n, p = data.fit_op.shape
+    k = check_k(k, min(n, p))
+    start_factors = None if start is None else data.to_fitting(start)
+    with progress.bar(f"final fit (k = {k}, full data)", fit.max_iter, "iter") as bar:
+        res = non_negative_factorization(
+            data.fit_op, k, init=fit.init, seed=config.seed, max_iter=fit.max_iter,
+            tol=fit.tol, l1_weights=fit.l1_weights, l1_components=fit.l1_components,
+            ortho=fit.ortho, scan_shape=data.scan_shape, start=start_factors,
+            device=config.execution.device, callback=lambda it, err: bar.update(1))
+    return data.to_input(res)
+
+
+def relative_error(data: "FittingData", res: NMFResult) -> float:
+    """``||V - W H||_F / ||V||_F`` on the input data (one pass)."""
+    sq = data.op.sq_norm()
+    if sq <= 0:
+        return 0.0
+    return float(np.sqrt(data.op.sq_residual(res.weights, res.components) / sq))
