@@ -321,6 +321,17 @@ def test_import_leaves_pyplot_alone():
     assert out.stdout.strip() == "[] False"
 
 
+def test_report_build_needs_no_matplotlib(auto_out, tmp_path):
+    shutil.copytree(auto_out, tmp_path / "o")
+    code = ("import sys; from nmf4d.report import build_report; t = {}; "
+            f"build_report({str(tmp_path / 'o')!r}, timings=t); "
+            "print('matplotlib' in sys.modules, sorted(k for k in t if k.startswith('figure:')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    used, names = out.stdout.strip().split(" ", 1)
+    assert used == "False"
+    assert eval(names) == sorted(f"figure: {n}" for n in AUTO_FIGURES)   # timed, each
+
+
 def _chromium() -> str | None:
     for name in ("chromium", "chromium-browser"):
         path = shutil.which(name)
@@ -422,3 +433,43 @@ def test_report_of_256x256_scan_under_20MB(tmp_path):
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "patterns binned 2 × 2" in html.lower() and "one position in 3 along y and x" in html
     assert not re.search(r"https?:", html)
+
+
+def test_mismatched_explorer_group_is_reported_not_fatal(tmp_path, auto_out):
+    import h5py
+
+    out = tmp_path / "bad"
+    shutil.copytree(auto_out, out)
+    with h5py.File(out / "results.h5", "a") as f:
+        del f["explorer/components"]
+        f["explorer/components"] = np.ones((f["components"].shape[0], 5, 5), np.float32)
+    build_report(out)
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert 'id="explorer"' not in html and "does not match this results file" in html
+
+
+def test_large_scan_maps_are_thinned():
+    """A 1200-position-wide map is thinned, not enlarged: images stay small."""
+    labels = np.arange(1200 * 1200).reshape(1200, 1200) % 3
+    img = I.cluster_map_image(labels, cluster_colours(3), [1, 1, 1])
+    assert img.shape[0] <= 2 * I.MAP_PX and img.shape[1] < 2 * I.MAP_PX + 300
+    w = I.weights_image(np.random.default_rng(0).random((3, 1200, 1200)), cluster_colours(3))
+    assert w.shape[0] < 1000
+
+
+def test_line_plots():
+    from nmf4d.report import lineplots as L
+
+    t = L.nice_ticks(0.19, 0.41)
+    assert t[0] <= 0.19 and t[-1] >= 0.41 and np.allclose(np.diff(t), 0.05)
+    assert L._tick_text(0.25, 0.05) == "0.25" and L._tick_text(25.0, 2.5) == "25.0"
+    ks = np.arange(3, 12)
+    img = L.loss_plot(ks, 1 / ks, 6, (4, 8), 6)
+    assert img.shape == (340 * L.SCALE, 720 * L.SCALE, 3)
+    star = (img == P.hex_rgb("#0072B2")).all(axis=2)
+    assert star.sum() > 100                                    # the chosen k's star (and legend)
+    red = np.zeros(ks.size, bool)
+    red[4:] = True
+    img = L.scores_plot(ks, {m: np.linspace(0, 1, ks.size) for m in ("ssim", "psnr", "gmsd",
+                                                                      "mdsi")}, 6, red)
+    assert (img == P.hex_rgb("#D55E00")).all(axis=2).sum() > 50   # redundant crosses

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError
 from . import images as I
+from . import lineplots
 from .calibration import Calibration, parse_calibration
 from .explorer import explorer_note, explorer_payload, payload_json
 from .palette import cluster_colours, overlap_colours, text_colour
@@ -36,7 +37,7 @@ FIGURE_NAMES = ["dataset", "level_one_loss", "level_two_ssim", "level_two_psnr",
                 "level_two_gmsd", "level_two_mdsi", "level_two_scores", "cluster_map",
                 "components", "weights", "overlap", "raw_vs_nmf"]
 PIXELATED = {"cluster_map", "weights", "overlap", "dataset"}   # maps: keep blocks crisp
-DISPLAY_PX_PER_INCH = 120   # matplotlib plots a little larger than print size
+PLOTS = {"level_one_loss", "level_two_scores"}   # drawn at lineplots.SCALE x their page size
 
 
 def load(out_dir: Path) -> dict:
@@ -84,18 +85,12 @@ class _Figures:
         self.items: dict[str, dict] = {}
         self.seconds: dict[str, float] = {}
 
-    def add(self, name: str, make: Callable[[], object], alt: str) -> None:
-        """Draw ``make()`` (an RGB array, or a matplotlib Figure) and store it as ``name``."""
+    def add(self, name: str, make: Callable[[], np.ndarray], alt: str) -> None:
+        """Draw ``make()`` (an RGB array, ``(h, w, 3)`` uint8) and store it as ``name``."""
         t0 = time.perf_counter()
-        obj = make()
-        if isinstance(obj, np.ndarray):
-            png = encode_png(obj)
-            width = obj.shape[1]
-        else:
-            from .plots import DPI, to_png
-
-            png = to_png(obj)
-            width = int(round(int.from_bytes(png[16:20], "big") / DPI * DISPLAY_PX_PER_INCH))
+        rgb = make()
+        png = encode_png(rgb)
+        width = rgb.shape[1] // (lineplots.SCALE if name in PLOTS else 1)
         (self.folder / f"{name}.png").write_bytes(png)
         self.items[name] = {
             "src": "data:image/png;base64," + base64.b64encode(png).decode("ascii"),
@@ -127,8 +122,14 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
     notes: dict[str, str] = {}
 
     t0 = time.perf_counter()
-    payload = explorer_payload(r, colours=colours, background=bg, counts=counts, cal=cal)
-    explorer = explorer_note(payload, r)
+    try:
+        payload = explorer_payload(r, colours=colours, background=bg, counts=counts, cal=cal)
+        explorer = explorer_note(payload, r)
+    except ValueError as e:          # a group from other data: report the rest all the same
+        payload = None
+        explorer = explorer_note(None, r)
+        explorer["text"] = f"The explorer/ group does not match this results file ({e}), " \
+                           "so the explorer is not shown; the figures below are complete."
     explorer_json = payload_json(payload) if payload is not None else ""
     seconds["explorer data"] = time.perf_counter() - t0
 
@@ -167,13 +168,11 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
 
     sweep = None
     if "sweep/k" in r:
-        from . import plots
-
         sa = r.get("sweep@attrs", {})
         knee = int(sa.get("knee", k))
         window = [int(v) for v in sa.get("window", [knee, knee])]
-        figs.add("level_one_loss", lambda: plots.loss_figure(r["sweep/k"], r["sweep/loss"],
-                                                             knee, window, k),
+        figs.add("level_one_loss", lambda: lineplots.loss_plot(r["sweep/k"], r["sweep/loss"],
+                                                               knee, window, k),
                  "K-component loss against k")
         sweep = {"knee": knee, "window": window, "rows": [
             (int(kv), fmt(r["sweep/loss"][i]),
@@ -184,9 +183,7 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
     level2 = level_two(r, k)
     if level2 is not None:
         if all(f"iqa/score/{m}" in r for m in METRICS):
-            from . import plots
-
-            figs.add("level_two_scores", lambda: plots.scores_figure(
+            figs.add("level_two_scores", lambda: lineplots.scores_plot(
                 level2["ks"], {m: r[f"iqa/score/{m}"] for m in METRICS}, k,
                 level2["redundant"]), "per-k score of each metric")
         for m in METRICS:

@@ -23,6 +23,8 @@ from .explorer_data import bin_sum, grid_offset, grid_shape
 from .images import MAX_PANELS, panels_to_show
 
 ZLIB_LEVEL = 1          # fast; diffraction data compresses 3-6x even so
+#: Bytes of uint8 map layers (virtual image, overlap ratio, weight maps) in the page.
+LAYER_BUDGET = 4 * 2**20
 _DTYPES = {"u1": "<u1", "u2": "<u2", "f4": "<f4"}
 
 
@@ -106,6 +108,9 @@ def explorer_payload(r: dict, *, colours: Sequence[str], background: Sequence[in
     if comps is None or comps.shape[0] != k:
         comps = bin_sum(r["components"], b)
     by, bx = q.shape[1:]
+    if comps.shape[1:] != (by, bx) or r["explorer/scale"].shape != (q.shape[0],):
+        raise ValueError(f"its {by} x {bx} patterns do not match the components binned "
+                         f"{b} x {b} ({comps.shape[1]} x {comps.shape[2]})")
     ys = np.arange(off, sy, step)
     xs = np.arange(off, sx, step)
     w_sel = weights[:, ys[:, None], xs[None, :]].reshape(k, -1).T      # (n_sel, k)
@@ -129,6 +134,7 @@ def explorer_payload(r: dict, *, colours: Sequence[str], background: Sequence[in
     if "overlap/ratio" in r:
         layers.append(_layer("overlap ratio second / first", np.clip(r["overlap/ratio"], 0, 1),
                              "cividis", "0", "1"))
+    max_layers = int(max(1, min(max_layers, LAYER_BUDGET // (sy * sx) - 2)))
     for c in panels_to_show(counts, max_layers):
         layers.append(_layer(f"weight of component {c}", weights[c], "cividis", "0",
                              f"{float(wmax[c]):.4g}"))
@@ -196,6 +202,9 @@ def explorer_note(payload: dict | None, r: dict) -> dict:
     text = (f"{why[0].upper()}{why[1:]}. Reconstruction = weights × binned components, "
             "computed in the browser (binned display); patterns stored square-root "
             "encoded in 8 bits.")
+    if payload["layers_capped"]:
+        n = payload["k"] - payload["layers_capped"]
+        text += f" Weight maps are offered for the {n} largest of the {payload['k']} clusters."
     return {"available": True, "binned": payload["bin"] > 1,
             "subsampled": payload["step"] > 1, "text": text}
 

@@ -45,8 +45,9 @@ def panels_to_show(counts: Sequence[int], limit: int = MAX_PANELS) -> list[int]:
     return sorted(int(c) for c in order)
 
 
-def _scan_bar(rgb: np.ndarray, small_w: int, zoom: int, cal: Calibration | None) -> np.ndarray:
-    upp = cal.scan_step[1] if cal is not None and cal.scan_step else 1.0
+def _scan_bar(rgb: np.ndarray, small_w: int, zoom: int, cal: Calibration | None,
+              thin: int = 1) -> np.ndarray:
+    upp = (cal.scan_step[1] if cal is not None and cal.scan_step else 1.0) * thin
     units = cal.scan_label if cal is not None else "px"
     length, px = nice_bar(upp, small_w)
     return P.scale_bar(rgb, px * zoom, format_length(length, units))
@@ -62,7 +63,15 @@ def _pattern_bar(rgb: np.ndarray, small_w: int, zoom: float, cal: Calibration | 
 
 def map_image(rgb_small: np.ndarray, cal: Calibration | None, *, target: int = MAP_PX,
               bar: bool = True) -> np.ndarray:
-    """Enlarge a map (one pixel per scan position) and draw its scale bar."""
+    """Enlarge a map (one pixel per scan position) and draw its scale bar.
+
+    Maps more than twice ``target`` across are thinned instead (every ``f``-th position,
+    nearest neighbour), so that a 4096-position scan still gives a small image.
+    """
+    f = P.shrink_for(rgb_small.shape, target)
+    if f > 1:
+        small = rgb_small[::f, ::f]
+        return _scan_bar(small, small.shape[1], 1, cal, thin=f) if bar else small
     zoom = P.zoom_for(rgb_small.shape, target)
     out = P.upscale(rgb_small, zoom)
     return _scan_bar(out, rgb_small.shape[1], zoom, cal) if bar else out

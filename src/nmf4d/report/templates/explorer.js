@@ -192,6 +192,7 @@
     $("explorer-cluster-title").textContent = "cluster " + cc;
     $("explorer-cluster-title").style.background = D.colours[cc];
     box.hidden = false;
+    bars();
     drawMap();
   }
   function barFor(el, unitsPerPx, units, pxWide, cssWide) {
@@ -199,6 +200,15 @@
     [5, 2, 1].some(function (m) { len = m * Math.pow(10, e); return len <= target; });
     el.querySelector("i").style.width = (len / unitsPerPx * cssWide / pxWide) + "px";
     el.querySelector("span").textContent = (+len.toPrecision(3)) + " " + units;
+  }
+
+  function bars() {   /* scale bars sized to what is on screen now (hidden ones later) */
+    var cal = D.cal, wide = $("explorer-map").clientWidth;
+    if (wide) { barFor($("explorer-mapbar"), cal.scan_step ? cal.scan_step[1] : 1, cal.scan_units, sx, wide); }
+    document.querySelectorAll(".x-kbar").forEach(function (el) {
+      var w = el.parentNode.querySelector("img").clientWidth;
+      if (w) { barFor(el, cal.reciprocal ? cal.reciprocal[1] : D.bin, cal.reciprocal_units, bx, w); }
+    });
   }
 
   /* ---- events ---- */
@@ -225,7 +235,7 @@
     var sel = $("explorer-layer");
     D.layers.forEach(function (l, i) { var o = document.createElement("option"); o.value = i; o.textContent = l.name; sel.appendChild(o); });
     sel.addEventListener("change", function () { state.layer = Number(sel.value); drawMap(); });
-    window.addEventListener("resize", function () { if (state.sel) { var sn = snap(state.sel[0], state.sel[1]); placeMarker($("explorer-marker"), sn[0], sn[1]); } });
+    window.addEventListener("resize", function () { bars(); if (state.sel) { var sn = snap(state.sel[0], state.sel[1]); placeMarker($("explorer-marker"), sn[0], sn[1]); } });
   }
 
   function start() {
@@ -237,11 +247,7 @@
       D.layers.forEach(function (l, i) { l.values = out[names.length + i]; });
       wire();
       drawMap();
-      var cal = D.cal, wide = $("explorer-map").clientWidth;
-      barFor($("explorer-mapbar"), cal.scan_step ? cal.scan_step[1] : 1, cal.scan_units, sx, wide);
-      document.querySelectorAll(".x-kbar").forEach(function (el) {
-        barFor(el, cal.reciprocal ? cal.reciprocal[1] : D.bin, cal.reciprocal_units, bx, el.parentNode.querySelector("img").clientWidth || 152);
-      });
+      bars();
       var first = D.start || [Math.floor(sy / 2), Math.floor(sx / 2)];
       showPosition(first[0], first[1], true);
       root.dataset.ready = "true";
