@@ -275,17 +275,22 @@ class _LazyScan:
         return self.rng.poisson(self.W[rows] @ self.H).astype(np.float32)
 
 
-def _fake_results(out: Path, *, scan, pattern, k, seed=0, explorer=True) -> Path:
-    """A minimal results file (k given, no sweep) from random non-negative factors."""
+def _fake_results(out: Path, *, scan, pattern, k, seed=0, explorer=True, noise=False) -> Path:
+    """A minimal results file (k given, no sweep) from random non-negative factors.
+
+    ``noise``: the worst case for the page's size, nothing compresses (uniform random
+    components, weights and stored patterns).
+    """
     import h5py
 
-    from nmf4d.report.explorer_data import explorer_from_array, write_explorer
+    from nmf4d.report.explorer_data import (explorer_from_array, explorer_layout,
+                                            explorer_positions, write_explorer)
 
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
-    comps = rng.random((k, *pattern)).astype(np.float32) ** 8
+    comps = rng.random((k, *pattern)).astype(np.float32) ** (1 if noise else 8)
     comps /= comps.sum(axis=(1, 2), keepdims=True)
-    w = (rng.random((k, *scan)) ** 6 * 1000).astype(np.float32)
+    w = (rng.random((k, *scan)) ** (1 if noise else 6) * 1000).astype(np.float32)
     labels = w.argmax(axis=0).astype(np.int32)
     srt = np.sort(w, axis=0)
     ratio = np.where(srt[-1] > 0, srt[-2] / np.maximum(srt[-1], 1e-9), 0).astype(np.float32)
@@ -302,7 +307,14 @@ def _fake_results(out: Path, *, scan, pattern, k, seed=0, explorer=True) -> Path
         f["clusters/nmf_pattern"] = comps * 1000
         f["extras/virtual_image"] = w.sum(axis=0)
         f["extras/mean_pattern"] = comps.mean(axis=0)
-        if explorer:
+        if explorer and noise:
+            b, step = explorer_layout(scan, pattern, n_components=k)
+            n = len(explorer_positions(scan, step))
+            q = rng.integers(0, 256, (n, pattern[0] // b, pattern[1] // b), dtype=np.uint8)
+            write_explorer(f.create_group("explorer"), patterns=q, scale=np.ones(n, np.float32),
+                           bin=b, step=step, scan_shape=scan, pattern_shape=pattern,
+                           components=comps)
+        elif explorer:
             write_explorer(f.create_group("explorer"),
                            **explorer_from_array(_LazyScan(w, comps, seed), components=comps))
     return out
@@ -417,21 +429,26 @@ def _browser_cli(exe: str, out: Path, shot: Path) -> None:
     assert not re.search(r"CONSOLE.*(Uncaught|Error)", dom.stderr)
 
 
-def test_report_of_256x256_scan_under_20MB(tmp_path):
-    """A 256 x 256 scan of 64 x 64 patterns: the explorer bins and subsamples, the page < 20 MB."""
-    out = _fake_results(tmp_path / "big", scan=(256, 256), pattern=(64, 64), k=8)
+@pytest.mark.parametrize("k, noise, layout, n_sel", [(8, False, (2, 3), 85 * 85),
+                                                     (64, True, (2, 4), 64 * 64)])
+def test_report_of_256x256_scan_under_20MB(tmp_path, k, noise, layout, n_sel):
+    """A 256 x 256 scan of 64 x 64 patterns: the explorer bins and subsamples, the page < 20 MB.
+
+    Also when nothing compresses (uniform noise everywhere, k = 64: the most maps).
+    """
+    out = _fake_results(tmp_path / "big", scan=(256, 256), pattern=(64, 64), k=k, noise=noise)
     import h5py
 
     with h5py.File(out / "results.h5", "r") as f:
         b, step = int(f["explorer"].attrs["bin"]), int(f["explorer"].attrs["step"])
-        n_sel = f["explorer/patterns"].shape[0]
-    assert (b, step) == (2, 3) and n_sel == 85 * 85      # rows and columns 1, 4, ..., 253
+        assert (b, step) == layout and f["explorer/patterns"].shape[0] == n_sel
     t = {}
     build_report(out, timings=t)
     size = (out / "report.html").stat().st_size
     assert size < 20e6, size
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert "patterns binned 2 × 2" in html.lower() and "one position in 3 along y and x" in html
+    assert "patterns binned 2 × 2" in html.lower()
+    assert f"one position in {step} along y and x" in html
     assert not re.search(r"https?:", html)
 
 

@@ -364,7 +364,8 @@ def test_explorer_payload_budget(outs):
     r = _results(outs["full"])
     assert (decode_array(payload["arrays"]["patterns"]).reshape(r["P"].shape) == r["P"]).all()
     k = r["W"].shape[0]
-    raw = sum(np.prod(a["shape"]) * {"u1": 1, "u2": 2, "f4": 4}[a["dtype"]]
-              for name, a in payload["arrays"].items() if name != "labels")
-    assert raw <= explorer_nbytes(SCAN, PATTERN, r["bin"], r["step"], k) + 4 * k
+    size = {"u1": 1, "u2": 2, "f4": 4}
+    raw = sum(np.prod(a["shape"]) * size[a["dtype"]] for a in payload["arrays"].values())
+    raw += sum(np.prod(lay["data"]["shape"]) for lay in payload["layers"] if "data" in lay)
+    assert raw <= explorer_nbytes(SCAN, PATTERN, r["bin"], r["step"], k) + 4 * k   # + wscale
     assert len(payload["arrays"]["patterns"]["b64"]) < r["P"].nbytes      # deflate helps

@@ -19,12 +19,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from .calibration import Calibration
-from .explorer_data import bin_sum, grid_offset, grid_shape
-from .images import MAX_PANELS, panels_to_show
+from .explorer_data import MAX_WEIGHT_MAPS, bin_sum, grid_offset, grid_shape
+from .images import panels_to_show
 
 ZLIB_LEVEL = 1          # fast; diffraction data compresses 3-6x even so
-#: Bytes of uint8 map layers (virtual image, overlap ratio, weight maps) in the page.
-LAYER_BUDGET = 4 * 2**20
 _DTYPES = {"u1": "<u1", "u2": "<u2", "f4": "<f4"}
 
 
@@ -71,7 +69,7 @@ def _layer(name: str, values: np.ndarray, lut: str, lo: str, hi: str) -> dict:
 
 def explorer_payload(r: dict, *, colours: Sequence[str], background: Sequence[int],
                      counts: Sequence[int], cal: Calibration,
-                     max_layers: int = MAX_PANELS) -> dict | None:
+                     max_layers: int = MAX_WEIGHT_MAPS) -> dict | None:
     """The explorer's JSON object, or None when the results file has no ``explorer/``.
 
     Parameters
@@ -134,7 +132,6 @@ def explorer_payload(r: dict, *, colours: Sequence[str], background: Sequence[in
     if "overlap/ratio" in r:
         layers.append(_layer("overlap ratio second / first", np.clip(r["overlap/ratio"], 0, 1),
                              "cividis", "0", "1"))
-    max_layers = int(max(1, min(max_layers, LAYER_BUDGET // (sy * sx) - 2)))
     for c in panels_to_show(counts, max_layers):
         layers.append(_layer(f"weight of component {c}", weights[c], "cividis", "0",
                              f"{float(wmax[c]):.4g}"))

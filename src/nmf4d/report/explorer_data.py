@@ -45,6 +45,8 @@ ENCODING = "sqrt-uint8"
 #: Default budget of the explorer's per-position data (bytes, before base64 and deflate).
 DEFAULT_BUDGET = 10 * 2**20
 MIN_SIDE = 32      # bin no further than this many pixels across; subsample positions instead
+#: Weight maps the explorer offers as map layers (of the largest clusters when k is larger).
+MAX_WEIGHT_MAPS = 64
 MAX_SIDE = 128     # always bin larger patterns down to this (a screen panel is ~256 px)
 
 
@@ -87,11 +89,16 @@ def explorer_nbytes(scan_shape: Sequence[int], pattern_shape: Sequence[int], bin
     """Bytes the explorer embeds for a layout (before base64 and compression).
 
     Per stored position: the uint8 pattern, its float32 scale and ``n_components``
-    uint16 weights; once: components and cluster means, float32 ``(k, by, bx)`` each.
+    uint16 weights; once: components and cluster means, float32 ``(k, by, bx)`` each; and
+    per scan position the map layers: labels, virtual image, overlap ratio and up to
+    :data:`MAX_WEIGHT_MAPS` weight maps, one byte each.
     """
     gy, gx = grid_shape(scan_shape, step)
     by, bx = binned_shape(pattern_shape, bin)
-    return gy * gx * (by * bx + 4 + 2 * int(n_components)) + 8 * int(n_components) * by * bx
+    k = int(n_components)
+    layers = (min(k, MAX_WEIGHT_MAPS) + 2 + (1 if k <= 255 else 2)) * int(scan_shape[0]) \
+        * int(scan_shape[1])
+    return gy * gx * (by * bx + 4 + 2 * k) + 8 * k * by * bx + layers
 
 
 def explorer_layout(scan_shape: Sequence[int], pattern_shape: Sequence[int], *,
@@ -111,8 +118,8 @@ def explorer_layout(scan_shape: Sequence[int], pattern_shape: Sequence[int], *,
     pattern_shape : (int, int)
         (ky, kx) of the factorised patterns.
     budget_bytes : int
-        Upper bound of :func:`explorer_nbytes` (default 10 MiB, which keeps the report
-        of a 256 x 256 scan under 20 MB).
+        Upper bound of :func:`explorer_nbytes` (default 10 MiB: 13.3 MiB in base64 even
+        if nothing compressed, which keeps the report of a 256 x 256 scan under 20 MB).
     n_components : int
         k, counted for the per-position weights and the binned components.
     min_side, max_side : int
@@ -367,6 +374,6 @@ def add_explorer(results_path, data4d: Any, *, budget_bytes: int = DEFAULT_BUDGE
             "binned_shape": kw["patterns"].shape[1:]}
 
 
-__all__ = ["DEFAULT_BUDGET", "ExplorerBlock", "add_explorer", "bin_sum", "decode_patterns",
+__all__ = ["DEFAULT_BUDGET", "MAX_WEIGHT_MAPS", "ExplorerBlock", "add_explorer", "bin_sum", "decode_patterns",
            "encode_patterns", "explorer_block", "explorer_from_array", "explorer_layout",
            "explorer_nbytes", "explorer_positions", "write_explorer"]

@@ -62,19 +62,20 @@ def _pattern_bar(rgb: np.ndarray, small_w: int, zoom: float, cal: Calibration | 
 
 
 def map_image(rgb_small: np.ndarray, cal: Calibration | None, *, target: int = MAP_PX,
-              bar: bool = True) -> np.ndarray:
+              bar: bool = True, thin: int = 1) -> np.ndarray:
     """Enlarge a map (one pixel per scan position) and draw its scale bar.
 
     Maps more than twice ``target`` across are thinned instead (every ``f``-th position,
-    nearest neighbour), so that a 4096-position scan still gives a small image.
+    nearest neighbour), so that a 4096-position scan still gives a small image. ``thin``:
+    the map was already reduced by that factor (for the scale bar).
     """
     f = P.shrink_for(rgb_small.shape, target)
     if f > 1:
         small = rgb_small[::f, ::f]
-        return _scan_bar(small, small.shape[1], 1, cal, thin=f) if bar else small
+        return _scan_bar(small, small.shape[1], 1, cal, thin=f * thin) if bar else small
     zoom = P.zoom_for(rgb_small.shape, target)
     out = P.upscale(rgb_small, zoom)
-    return _scan_bar(out, rgb_small.shape[1], zoom, cal) if bar else out
+    return _scan_bar(out, rgb_small.shape[1], zoom, cal, thin=thin) if bar else out
 
 
 def pattern_image(img: np.ndarray, cal: Calibration | None, *, target: int = PATTERN_PX,
@@ -204,8 +205,10 @@ def weights_image(weights: np.ndarray, colours: Sequence[str], cal: Calibration 
     ndarray of shape (h, w, 3), uint8
     """
     show = list(range(weights.shape[0])) if show is None else list(show)
-    tiles = [map_image(P.colourise(P.unit_scale(weights[c]), WEIGHT_CMAP), cal,
-                       target=TILE_PX + 32, bar=(i == 0)) for i, c in enumerate(show)]
+    side = max(weights.shape[1:])
+    f = int(math.ceil(side / (1.5 * (TILE_PX + 32)))) if side > 1.5 * (TILE_PX + 32) else 1
+    tiles = [map_image(P.colourise(P.unit_scale(P.block_mean(weights[c], f)), WEIGHT_CMAP), cal,
+                       target=TILE_PX + 32, bar=(i == 0), thin=f) for i, c in enumerate(show)]
     grid, _ = P.tile_grid(tiles, heads=[(str(c), colours[c]) for c in show],
                           frames=[colours[c] for c in show], max_width=900)
     bar = P.colourbar(WEIGHT_CMAP, min(grid.shape[0], 220), "1", "0",
