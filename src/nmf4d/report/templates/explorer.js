@@ -192,22 +192,20 @@
     $("explorer-cluster-title").textContent = "cluster " + cc;
     $("explorer-cluster-title").style.background = D.colours[cc];
     box.hidden = false;
-    bars();
     drawMap();
   }
-  function barFor(el, unitsPerPx, units, pxWide, cssWide) {
+  function barFor(el, unitsPerPx, units, pxWide) {
+    /* a round length (1, 2, 5 x 10^n) up to 22 % of the image, sized in % of it */
     var target = 0.22 * pxWide * unitsPerPx, e = Math.floor(Math.log10(target)), len = 0;
     [5, 2, 1].some(function (m) { len = m * Math.pow(10, e); return len <= target; });
-    el.querySelector("i").style.width = (len / unitsPerPx * cssWide / pxWide) + "px";
+    el.querySelector("b").style.width = (100 * len / unitsPerPx / pxWide) + "%";
     el.querySelector("span").textContent = (+len.toPrecision(3)) + " " + units;
   }
-
-  function bars() {   /* scale bars sized to what is on screen now (hidden ones later) */
-    var cal = D.cal, wide = $("explorer-map").clientWidth;
-    if (wide) { barFor($("explorer-mapbar"), cal.scan_step ? cal.scan_step[1] : 1, cal.scan_units, sx, wide); }
+  function bars() {
+    var cal = D.cal;
+    barFor($("explorer-mapbar"), cal.scan_step ? cal.scan_step[1] : 1, cal.scan_units, sx);
     document.querySelectorAll(".x-kbar").forEach(function (el) {
-      var w = el.parentNode.querySelector("img").clientWidth;
-      if (w) { barFor(el, cal.reciprocal ? cal.reciprocal[1] : D.bin, cal.reciprocal_units, bx, w); }
+      barFor(el, cal.reciprocal ? cal.reciprocal[1] : D.bin, cal.reciprocal_units, bx);
     });
   }
 
@@ -235,7 +233,7 @@
     var sel = $("explorer-layer");
     D.layers.forEach(function (l, i) { var o = document.createElement("option"); o.value = i; o.textContent = l.name; sel.appendChild(o); });
     sel.addEventListener("change", function () { state.layer = Number(sel.value); drawMap(); });
-    window.addEventListener("resize", function () { bars(); if (state.sel) { var sn = snap(state.sel[0], state.sel[1]); placeMarker($("explorer-marker"), sn[0], sn[1]); } });
+    window.addEventListener("resize", function () { if (state.sel) { var sn = snap(state.sel[0], state.sel[1]); placeMarker($("explorer-marker"), sn[0], sn[1]); } });
   }
 
   function start() {
