@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .figures import new_figure, to_png
+from .plots import new_figure, to_png
 from .palette import HEATMAP_CMAP
 
 # Okabe-Ito colours (colour-blind safe), one per filter
