@@ -34,6 +34,9 @@ def _pair(text, name, sep=","):
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder (created)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--save-signals", nargs="?", const="hspy", default=None, metavar="FORMAT",
+                   help="also write the results as HyperSpy signals, OUT/signals/*.hspy "
+                   "(or zspy); needs nmf4d[hyperspy]")
     add_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -118,6 +121,10 @@ def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None)
     check_output(args.output, overwrite=args.overwrite)   # fail before the work
     config = config_from_args(args)
     _check_before_work(config, tuple(data.shape))
+    if args.save_signals is not None:
+        from .signals import _hyperspy, check_format
+        check_format(args.save_signals)
+        _hyperspy()
     ex = config.execution
     with dask_client(scheduler=ex.scheduler, workers=ex.workers) as client, \
             AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
@@ -134,6 +141,9 @@ def _write_outputs(tmp, a, args, input_label, input_info, extra_attrs):
 
     save_artifacts(tmp, a, final_folder=os.path.abspath(args.output))
     write_results(tmp / "results.h5", a, input_path=input_label, input_info=input_info)
+    if getattr(args, "save_signals", None):
+        from .signals import save_signals
+        save_signals(tmp, a, args.save_signals)
     if extra_attrs:
         import h5py
         with h5py.File(tmp / "results.h5", "a") as f:
@@ -175,7 +185,7 @@ def cmd_run(args):
     ds, scan_shape = _open(args)
     info = dataset_info(args.input, dataset=args.dataset, scan_shape=scan_shape)
     info = dict(info, dataset=args.dataset, scan_shape=list(scan_shape) if scan_shape else None)
-    _analyse_and_write(ds.data, args, input_label=ds.path, input_info=info)
+    _analyse_and_write(ds, args, input_label=ds.path, input_info=info)
     return 0
 
 
@@ -246,7 +256,10 @@ def main(argv=None) -> int:
     try:
         return handlers[args.command](args)
     except ConfigError as e:
-        print(f"nmf4d: error: {describe_error(e)}", file=sys.stderr)
+        msg = describe_error(e)
+        if e.field == "save_signals":
+            msg = f"--save-signals {e.value}: {e.reason}"
+        print(f"nmf4d: error: {msg}", file=sys.stderr)
         return 2
     except InputError as e:
         print(f"nmf4d: error: {e}", file=sys.stderr)

@@ -124,6 +124,7 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         f.attrs["n_iter"] = int(a.n_iter)
         f.attrs["converged"] = bool(a.converged)
         f.attrs["relative_error"] = float(a.relative_error)
+        f.attrs["calibration"] = a.calibration.to_json()
         d = f.create_dataset("components", data=a.components.astype(np.float32))
         d.attrs["normalisation"] = "each component sums to 1"
         for key in ("bin", "crop", "centre_crop", "mask"):
@@ -188,6 +189,9 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         tg = f.create_group("timings")
         for key, val in a.timings.items():
             tg.attrs[key] = float(val)
+        if a.explorer is not None:
+            from .explorer_data import write_explorer
+            write_explorer(f.create_group("explorer"), **a.explorer)
         exe = a.execution
         if exe:
             eg = f.create_group("execution")
