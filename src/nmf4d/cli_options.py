@@ -113,6 +113,7 @@ class Option:
     switch_value: Any = None
     metavar: str | None = None
     suffix: str | None = None      # flat name of a field written after the value (units)
+    aliases: tuple = ()            # other spellings of the flag
 
     @property
     def path(self) -> str:
@@ -127,6 +128,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k", "k", "'auto' (both decision levels) or a number", _int_or_auto("selection.k")),
     Option("--k-range", "k_range", "MIN:MAX range of k for --k auto (default 2:20, capped at "
            "the number of patterns)", str, lambda r: f"{r[0]}:{r[1]}", metavar="MIN:MAX"),
+    Option("--dark", "dark", "detector offset subtracted first: auto (estimated from the "
+           "data; 0 for counting detectors), off, a VALUE or a .npy dark FILE of the raw "
+           "detector", metavar="auto|off|VALUE|FILE"),
+    Option("--centre", "centre", "descan correction: auto (when the direct beam drifts by "
+           "more than half a pixel), on or off (also spelled --center)", metavar="auto|on|off",
+           aliases=("--center",)),
     Option("--bin", "bin", "integer binning of the patterns", _int("preprocessing.bin")),
     Option("--crop", "crop", "Y0,Y1,X0,X1 detector-pixel box",
            _numbers("preprocessing.crop", 4), _csv, metavar="Y0,Y1,X0,X1"),
@@ -212,7 +219,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
             continue
         default = defaults.get(o.name)
         shown = "" if default is None else f" (default: {o.show(default)})"
-        parser.add_argument(o.flag, dest=o.dest, default=None, metavar=o.metavar,
+        parser.add_argument(o.flag, *o.aliases, dest=o.dest, default=None, metavar=o.metavar,
                             help=o.help + shown)
 
 

@@ -62,6 +62,7 @@ _STAGES = {"preprocessing": PreprocessConfig, "sweep": SweepConfig,
 #: Flat name of every leaf field -> its dotted path.
 FLAT = {
     "seed": "seed",
+    "dark": "preprocessing.dark", "centre": "preprocessing.centre",
     "crop": "preprocessing.crop", "centre_crop": "preprocessing.centre_crop",
     "bin": "preprocessing.bin", "mask_radius": "preprocessing.mask_radius",
     "mask_centre": "preprocessing.mask_centre", "filter": "preprocessing.filter",

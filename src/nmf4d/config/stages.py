@@ -45,6 +45,13 @@ class PreprocessConfig:
 
     Attributes
     ----------
+    dark : "auto", "off", float or str
+        Detector offset subtracted first: estimated from the data ("auto"), a value, a
+        .npy dark frame of the raw detector, or none (see :mod:`nmf4d.preprocess.dark`).
+    centre : {"auto", "on", "off"}
+        Descan correction: every pattern shifted to put its direct beam at one centre;
+        "auto" when the beam drifts by more than half a pixel (see
+        :mod:`nmf4d.preprocess.descan`).
     crop : (y0, y1, x0, x1), optional
         Crop box in raw detector pixels.
     centre_crop : int, optional
@@ -66,6 +73,8 @@ class PreprocessConfig:
     normalise : {None, "sum", "max", "mean_total"}
     """
 
+    dark: float | str = "auto"
+    centre: str = "auto"
     crop: tuple[int, int, int, int] | None = None
     centre_crop: int | None = None
     bin: int | tuple[int, int] = 1
@@ -79,7 +88,11 @@ class PreprocessConfig:
     normalise: str | None = None
 
     def __post_init__(self):
+        from ..preprocess.dark import check_dark
+
         p = "preprocessing."
+        _set(self, "dark", check_dark(self.dark, p + "dark"))
+        _choice(p + "centre", self.centre, ("auto", "on", "off"))
         if self.crop is not None:
             box = tuple(self.crop) if isinstance(self.crop, (tuple, list)) else ()
             if len(box) != 4:
