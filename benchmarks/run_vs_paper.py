@@ -92,7 +92,8 @@ def main() -> None:
               f"nmf4d run end to end is {t_paper / t_run:.1f}x faster")
     res["machine"]["load_after"] = os.getloadavg()
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(res, indent=1))
+    Path(args.out).write_text(json.dumps(res, indent=1,
+                                         default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     print(f"written {args.out}")
 
 
