@@ -12,7 +12,7 @@ every position, and the Poisson weighting mistakes it for signal. ``dark`` is
   at most positions (far from the beam, between reflections) sit at the offset, so a low
   quantile of the per-pixel medians estimates it, and the spread of those pixels' values
   the read noise. Data that reach 0 (a counting detector, or data already corrected)
-  have no offset: 0.
+  have no offset, nor data whose floor is within 5 read-noise sigmas of 0.
 
 After subtraction the values are *not* clipped: a dark pixel is then read noise around 0,
 and clipping its negative half would leave a positive floor (about 0.4 read-noise sigmas
@@ -32,6 +32,9 @@ from ..errors import ConfigError
 
 #: Quantile of the per-pixel medians taken as the offset.
 FLOOR_QUANTILE = 0.02
+#: ``auto`` subtracts a floor only when it stands this many read-noise sigmas above 0 (a
+#: camera's offset does; the floor of data without one is the signal's own spread).
+OFFSET_SIGMAS = 5.0
 
 
 def estimate_dark(sample: np.ndarray) -> tuple[float, float]:
@@ -67,6 +70,10 @@ def resolve_dark(dark: Any, shape, sample: np.ndarray | None = None, *,
     if dark == "auto":
         offset, noise = estimate_dark(sample)
         rec = {"mode": "auto", "offset": offset, "read_noise": noise}
+        if offset > 0 and offset < OFFSET_SIGMAS * noise:
+            rec.update(offset=0.0, reason=f"the floor {offset:.3g} is within {OFFSET_SIGMAS} "
+                       f"read-noise sigmas ({noise:.3g}): no detector offset")
+            return None, rec
         return (offset if offset > 0 else None), rec
     if isinstance(dark, (int, float)) and not isinstance(dark, bool):
         return (float(dark) or None), {"mode": "value", "offset": float(dark)}
