@@ -81,6 +81,14 @@ class IndexResult:
     coarse : ndarray of shape (k,)
         Best coarse score per cluster.
     n_templates : dict of int per phase
+    min_correlation : float
+        Clusters whose best correlation is below it are reported as not indexed.
+    reciprocal_radius : float, Å⁻¹ (of the templates)
+    spots : list of ndarray (s, 6) or None
+        Per cluster, the spots of its solution: ``row, col`` (pixels), intensity
+        (kinematic, relative to the strongest) and ``h, k, l``; None if not indexed.
+    templates : TemplateBank
+        The bank used (reusable: ``index_clusters(..., templates=result.templates)``).
     timings : dict of float, seconds (``templates``, ``prepare``, ``match``,
         ``scale_search``, ``total``)
     """
@@ -111,6 +119,10 @@ class IndexResult:
     prepared: np.ndarray
     coarse: np.ndarray
     n_templates: dict
+    min_correlation: float = 0.0
+    reciprocal_radius: float = 0.0
+    spots: list = field(default_factory=list, repr=False)
+    templates: TemplateBank | None = field(default=None, repr=False)
     timings: dict = field(default_factory=dict)
 
     @property
@@ -207,12 +219,61 @@ def _search_scale(prepared, bank, prep, rows, *, base: float, scale_range: float
     return best, table
 
 
+def _workers(workers, n_tasks: int) -> int:
+    if workers is None:
+        workers = os.cpu_count() or 1
+    try:
+        w = int(workers)
+    except (TypeError, ValueError):
+        raise InputError(f"workers must be a positive integer or None, got {workers!r}") from None
+    if w < 1:
+        raise InputError(f"workers must be >= 1, got {workers!r}")
+    return max(1, min(w, n_tasks))
+
+
+def _map(fn, items, n_workers: int) -> list:
+    """``[fn(x) for x in items]`` on ``n_workers`` threads, each with single-threaded BLAS
+    (the per-pattern work is many small array operations that release the GIL)."""
+    from threadpoolctl import threadpool_limits
+
+    if n_workers <= 1:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    def limited(x):
+        with threadpool_limits(limits=1):
+            return fn(x)
+
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        return list(pool.map(limited, items))
+
+
+def solution_spots(bank: TemplateBank, phase: int, euler: np.ndarray,
+                   calibration: Calibration, shape: tuple[int, int]) -> np.ndarray:
+    """Spots ``(s, 6)``: row, col (pixels), relative intensity, h, k, l of a solution."""
+    from .kinematics import excited
+    from .search import _matrix_of_euler
+
+    refl = bank.phases[phase].reflections
+    xy, inten = excited(refl, _matrix_of_euler(euler)[None], wavelength=calibration.wavelength,
+                        max_excitation_error=bank.max_excitation_error,
+                        precession_angle=calibration.precession_angle)
+    cy, cx = calibration.centre(shape)
+    row = cy + xy[0, :, 1] / calibration.reciprocal_scale
+    col = cx + xy[0, :, 0] / calibration.reciprocal_scale
+    keep = (inten[0] > 0) & (row >= 0) & (row <= shape[0] - 1) & (col >= 0) & (col <= shape[1] - 1)
+    i = inten[0, keep]
+    return np.column_stack([row[keep], col[keep], i / i.max() if i.size else i,
+                            refl.hkl[keep]])
+
+
 def index_clusters(components, *, phases, calibration: Calibration,
                    background: Sequence[int] = (), resolution: float = 1.0,
                    preparation: Preparation | None = None,
                    max_excitation_error: float = DEFAULT_EXCITATION_ERROR,
                    tolerance: float = 2.0, merge_tolerance: float | None = None,
                    friedel_margin: float = 0.1, n_candidates: int = 8,
+                   min_correlation: float = 0.4, workers: int | None = None,
                    scale_search: bool | str = "auto", scale_search_below: float = 0.5,
                    scale_range: float = 0.10, scale_step: float = 0.02,
                    templates: TemplateBank | None = None,
@@ -245,12 +306,18 @@ def index_clusters(components, *, phases, calibration: Calibration,
         Relative margin for the Friedel flag (default 0.1).
     n_candidates : int
         Distinct coarse candidates refined per pattern (default 8).
+    min_correlation : float
+        Clusters whose best correlation is below it are reported as not indexed (default
+        0.4: on the simulated benchmark scans, crystal clusters score 0.6-0.85 and a
+        film-only cluster 0.2-0.35). Their correlation stays in the result.
     scale_search : "auto", True or False
         Search the reciprocal scale: when the indexing is poor ("auto"), always, never.
     scale_search_below : float
         "auto" searches when the median correlation of indexed clusters is below it.
     scale_range, scale_step : float
         Relative half-range and step of the scale search (default +-10 % in 2 % steps).
+    workers : int, optional
+        Threads matching clusters in parallel (default: one per CPU core).
     templates : TemplateBank, optional
         A bank built beforehand for these phases and geometry (reused across calls).
     progress : callable, optional
@@ -283,6 +350,8 @@ def index_clusters(components, *, phases, calibration: Calibration,
         raise InputError(f"tolerance must be > 0 degrees, got {tolerance!r}")
     if not (0 <= friedel_margin < 1):
         raise InputError(f"friedel_margin must lie in [0, 1), got {friedel_margin!r}")
+    if not (0 <= min_correlation < 1):
+        raise InputError(f"min_correlation must lie in [0, 1), got {min_correlation!r}")
     if int(n_candidates) < 1:
         raise InputError(f"n_candidates must be >= 1, got {n_candidates!r}")
     bg = _check_background(background, k)
@@ -312,17 +381,21 @@ def index_clusters(components, *, phases, calibration: Calibration,
     timings["prepare"] = time.perf_counter() - t
     rows = [c for c in range(k) if c not in bg and np.any(prepared[c])]
 
+    n_workers = _workers(workers, len(rows))
+
     def run(scale: float) -> dict[int, Match]:
         n_r = polar_of(prepared[rows[0]], calibration, bank.n_angles).shape[0] if rows else 1
         mats = spot_matrices(bank, scale=scale, n_radii=n_r, gamma=prep.gamma)
-        out = {}
-        for c in rows:
-            out[c] = index_pattern(prepared[c], bank, scale=scale, gamma=prep.gamma,
-                                   sigma=prep.spot_sigma, matrices=mats,
-                                   n_candidates=int(n_candidates), tolerance=tolerance,
-                                   friedel_margin=friedel_margin)
+
+        def one(c):
+            m = index_pattern(prepared[c], bank, scale=scale, gamma=prep.gamma,
+                              sigma=prep.spot_sigma, matrices=mats,
+                              n_candidates=int(n_candidates), tolerance=tolerance,
+                              friedel_margin=friedel_margin)
             say("cluster", c)
-        return out
+            return m
+
+        return dict(zip(rows, _map(one, rows, n_workers)))
 
     t = time.perf_counter()
     scale = calibration.reciprocal_scale
@@ -351,12 +424,13 @@ def index_clusters(components, *, phases, calibration: Calibration,
     sec_p = np.full(k, -1, np.int64)
     fried = np.zeros(k, bool)
     for c, m in matches.items():
-        pidx[c] = m.phase
-        if m.phase < 0:
+        corr[c], coarse[c] = m.correlation, m.coarse
+        pidx[c] = m.phase if m.correlation >= min_correlation else -1
+        if pidx[c] < 0:
             continue
         euler[c], feuler[c] = m.euler, m.friedel_euler
-        corr[c], rel[c], sec[c], sec_p[c] = m.correlation, m.reliability, m.second, m.second_phase
-        fried[c], fcorr[c], coarse[c] = m.friedel, m.friedel_correlation, m.coarse
+        rel[c], sec[c], sec_p[c] = m.reliability, m.second, m.second_phase
+        fried[c], fcorr[c] = m.friedel, m.friedel_correlation
     for p, ph in enumerate(phase_list):       # into orix's fundamental zone, one call each
         sel = np.flatnonzero(pidx == p)
         if len(sel):
@@ -364,6 +438,8 @@ def index_clusters(components, *, phases, calibration: Calibration,
             euler[sel], feuler[sel] = both[:len(sel)], both[len(sel):]
     names = np.array([phase_list[p].name if p >= 0 else "not indexed" for p in pidx],
                      dtype=object)
+    spots = [solution_spots(bank, int(pidx[c]), euler[c], cal_used, (ky, kx))
+             if pidx[c] >= 0 else None for c in range(k)]
     mis = misorientation_matrix(euler, pidx, phase_list, exclude=bg)
     mt = tolerance if merge_tolerance is None else float(merge_tolerance)
     groups = merge_clusters(mis, tolerance=mt)
@@ -378,4 +454,6 @@ def index_clusters(components, *, phases, calibration: Calibration,
                        max_excitation_error=bank.max_excitation_error, preparation=prep,
                        prepared=prepared, coarse=coarse,
                        n_templates={p.phase.name: p.size for p in bank.phases},
-                       timings=timings)
+                       min_correlation=float(min_correlation),
+                       reciprocal_radius=float(bank.reciprocal_radius), spots=spots,
+                       templates=bank, timings=timings)

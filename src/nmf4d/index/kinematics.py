@@ -138,7 +138,7 @@ def excited(refl: Reflections, matrices: np.ndarray, *, wavelength: float,
     intensity : ndarray of shape (m, n)
         |F|² times the shape factor; 0 where not excited.
     """
-    lab = np.einsum("nj,mjk->mnk", refl.g, matrices)          # (M.T @ g) for each rotation
+    lab = np.matmul(refl.g, matrices)                 # (m, n, 3): M.T @ g for each rotation
     x, y, z = lab[..., 0], lab[..., 1], lab[..., 2]
     r_spot = np.sqrt(x * x + y * y)
     k0 = 1.0 / wavelength

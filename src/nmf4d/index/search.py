@@ -7,10 +7,10 @@ the Friedel partner.
    (with symmetry) of an already chosen one or of its Friedel partner, up to
    ``n_candidates`` in all plus the best two of every phase, so that phases are
    compared on refined scores.
-3. Refinement (:mod:`.refine`) of each candidate and of its Friedel partner (turned
-   180 degrees about the beam, searched over twice the span: the partner that fits a
-   tilted zone-axis pattern lies up to twice the tilt away); the better of the two is
-   the candidate's solution.
+3. Refinement (:mod:`.refine`): every candidate over three grid levels (steps down to
+   ~4 % of the resolution); the best is refined two levels further and its Friedel
+   partner is refined from two starts (see :func:`friedel_refined`); the better of the
+   two is the solution.
 4. The best solution is the highest refined correlation. The *reliability* is
    ``1 - second / best`` with ``second`` the best refined correlation of a *distinct*
    solution: another phase, or more than ``tolerance`` degrees from the best, from
@@ -79,6 +79,12 @@ def _euler_of_matrix(m: np.ndarray) -> np.ndarray:
     return Rotation.from_matrix(m).to_euler().reshape(3)
 
 
+def _euler_of_matrices(m: np.ndarray) -> np.ndarray:
+    from orix.quaternion import Rotation
+
+    return Rotation.from_matrix(m).to_euler().reshape(-1, 3)
+
+
 def _matrix_of_euler(e: np.ndarray) -> np.ndarray:
     from orix.quaternion import Rotation
 
@@ -96,13 +102,13 @@ def _close(a: np.ndarray, b: np.ndarray, phase, tol: float) -> np.ndarray:
 
 def candidates(scores, bank: TemplateBank, *, n_candidates: int, per_phase: int = 2,
                pool: int = 40) -> list[tuple[int, np.ndarray, float]]:
-    """Distinct coarse candidates ``(phase, euler, score)``, best first (see the module)."""
+    """Distinct coarse candidates ``(phase, matrix (3, 3), score)``, best first."""
     sep = 3.0 * bank.resolution
     pooled = []
     for p, (sc, pt) in enumerate(zip(scores, bank.phases)):
         top = np.argsort(sc.best)[::-1][:pool]
-        e = pt.euler[top].copy()
-        e[:, 0] = sc.angle[top]
+        mats = pt.matrices(top, sc.angle[top])
+        e = _euler_of_matrices(mats)
         near = _close(e, e, pt.phase, sep)          # one orix call per phase
         chosen: list[int] = []
         for j in range(len(top)):
@@ -111,7 +117,7 @@ def candidates(scores, bank: TemplateBank, *, n_candidates: int, per_phase: int 
             chosen.append(j)
             if len(chosen) >= n_candidates:
                 break
-        pooled += [(p, e[j], float(sc.best[top[j]]), rank) for rank, j in enumerate(chosen)]
+        pooled += [(p, mats[j], float(sc.best[top[j]]), rank) for rank, j in enumerate(chosen)]
     pooled.sort(key=lambda c: -c[2])
     guaranteed = [c for c in pooled if c[3] < per_phase]
     rest = [c for c in pooled if c[3] >= per_phase]
@@ -150,23 +156,21 @@ def zone_axis(refl, matrix: np.ndarray, geo: Geometry) -> np.ndarray | None:
 def friedel_refined(refl, matrix: np.ndarray, geo: Geometry, *, span: float):
     """The refined Friedel partner of a refined solution: ``(matrix, score)``.
 
-    Two starts are refined and the better kept: the solution turned 180 degrees about
-    the beam (``R * Rz(180)``, exact at a zone axis), and the solution turned 180
-    degrees about the zone axis of its excited reflections (``R_u(180) * R``, crystal
-    side): that turn maps the zero-order Laue zone onto itself (``g -> -g``), so it
-    gives the same zone-axis pattern even when the zone is tilted from the beam, while
-    the turn about the beam lies twice the tilt away.
+    Two starts are refined (in one batch) and the better kept: the solution turned 180
+    degrees about the beam (``R * Rz(180)``, exact at a zone axis), and the solution
+    turned 180 degrees about the zone axis of its excited reflections (``R_u(180) * R``,
+    crystal side): that turn maps the zero-order Laue zone onto itself (``g -> -g``),
+    so it gives the same zone-axis pattern even when the zone is tilted from the beam,
+    while the turn about the beam lies twice the tilt away. Both are searched over
+    twice the sampling resolution.
     """
-    starts = [(matrix @ _RZ180, 2 * span, 6)]
+    starts = [matrix @ _RZ180]
     u = zone_axis(refl, matrix, geo)
     if u is not None:
-        starts.append(((2 * np.outer(u, u) - np.eye(3)) @ matrix, span, 5))
-    best = (None, -np.inf)
-    for m0, sp, lv in starts:
-        m, sc = refine(refl, m0, geo, span=sp, levels=lv)
-        if sc > best[1]:
-            best = (m, sc)
-    return best
+        starts.append((2 * np.outer(u, u) - np.eye(3)) @ matrix)
+    m, sc = refine(refl, np.stack(starts), geo, span=2 * span, levels=6)
+    j = int(np.argmax(sc))
+    return m[j], float(sc[j])
 
 
 def geometry(prepared: np.ndarray, calibration: Calibration, bank: TemplateBank, *,
@@ -217,16 +221,25 @@ def index_pattern(prepared: np.ndarray, bank: TemplateBank, *, scale: float, gam
         return Match(-1, nan3, 0.0, 0.0, 0.0, -1, nan3, 0.0, False, nan3, 0.0, np.nan)
     geo = geometry(prepared, cal, bank, scale=scale, gamma=gamma, sigma=sigma)
     span = bank.resolution
-    sols = []   # (phase, euler, corr, partner euler, partner corr)
-    for p, e, _ in candidates(scores, bank, n_candidates=n_candidates):
-        refl = bank.phases[p].reflections
-        m1, s1 = refine(refl, _matrix_of_euler(e), geo, span=span)
-        m2, s2 = friedel_refined(refl, m1, geo, span=span)
-        e1, e2 = _euler_of_matrix(m1), _euler_of_matrix(m2)
-        if s2 > s1:
-            e1, s1, e2, s2 = e2, s2, e1, s1
-        sols.append((p, e1, s1, e2, s2))
-    sols.sort(key=lambda s: -s[2])
+    # stage 1: every candidate, 3 grid levels, one batch per phase
+    sols = []   # (phase, matrix, score)
+    cands = candidates(scores, bank, n_candidates=n_candidates)
+    for p in sorted({c[0] for c in cands}):
+        starts = np.stack([m for q, m, _ in cands if q == p])
+        m, sc = refine(bank.phases[p].reflections, starts, geo, span=span, levels=3)
+        sols += [(p, m[i], float(sc[i])) for i in range(len(sc))]
+    sols.sort(key=lambda x: -x[2])
+    # stage 2: the best, polished, and its Friedel partner
+    p, m_best, _ = sols[0]
+    refl = bank.phases[p].reflections
+    m_best, s_best = refine(refl, m_best, geo, span=span, levels=3,
+                            first_step=span / 2 * 0.4 ** 3)
+    m_fr, s_fr = friedel_refined(refl, m_best, geo, span=span)
+    if s_fr > s_best:
+        m_best, s_best, m_fr, s_fr = m_fr, s_fr, m_best, s_best
+    e, s, fe, fs = _euler_of_matrix(m_best), s_best, _euler_of_matrix(m_fr), s_fr
+    sols = [(p, e, s, fe, fs)] + [(q, _euler_of_matrix(mq), sq, None, None)
+                                  for q, mq, sq in sols[1:]]
     p, e, s, fe, fs = sols[0]
     ph = bank.phases[p].phase
     f_angle = float(misorientation_outer(e[None], fe[None], ph)[0, 0])

@@ -41,7 +41,7 @@ class PhaseTemplates:
     phase : orix.crystal_map.Phase
     rotations : orix.quaternion.Rotation of shape (n,)
         Beam-direction rotations, Euler ``(0, Phi, phi2)``.
-    euler : ndarray of shape (n, 3), radians
+    euler : ndarray of shape (n, 3), radians (orix's ``to_euler``; see :meth:`matrices`)
     offsets : ndarray of shape (n + 1,)
     xy : ndarray of shape (nnz, 2)
         Lab (x, y) of the spots in Å⁻¹ at in-plane angle 0.
@@ -65,6 +65,17 @@ class PhaseTemplates:
     def size(self) -> int:
         """Number of templates."""
         return len(self.euler)
+
+    def matrices(self, index: np.ndarray, psi: np.ndarray) -> np.ndarray:
+        """Rotation matrices (n, 3, 3) of templates ``index`` turned in-plane by ``psi``
+        (radians): ``R_t * Rz(-psi)``, which for a template with Euler ``(0, Phi, phi2)``
+        is Euler ``(psi, Phi, phi2)``. (Composed as rotations because orix returns the
+        Euler angles of a template along the c axis, Phi = 0, with phi1 != 0.)"""
+        m = self.rotations.to_matrix().reshape(-1, 3, 3)[np.asarray(index)]
+        c, s = np.cos(-np.asarray(psi)), np.sin(-np.asarray(psi))
+        rz = np.zeros((len(m), 3, 3))
+        rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = c, -s, s, c, 1.0
+        return m @ rz
 
     def spots(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         """(xy (s, 2) Å⁻¹, intensity (s,)) of template ``t``."""
