@@ -99,7 +99,7 @@ def orientation_map_figure(result: IndexResult, labels, *, positions=None,
         kax = fig.add_subplot(gs[i, 1], projection="ipf", symmetry=ph.point_group.laue,
                               direction=Vector3d(_DIRECTIONS[direction]))
         kax.plot_ipf_color_key(show_title=False)
-        kax.set_title(f"{ph.name} ({ph.point_group.laue.name})", fontsize=9)
+        kax.set_title(f"{ph.name} ({ph.point_group.laue.name})", fontsize=9, pad=14)
     fig.tight_layout()
     return fig
 
