@@ -121,7 +121,17 @@ def summarise(results) -> str:
         all_ok += ok
         all_strict += strict
         n_all += n
+    grains = [x for r in results for x in r["rows"] if x["truth_phase"] != "hole"]
+    bad = [x for x in grains if not (x["allowed_error"] <= 2)]
+    sure = [x for x in grains if x["reliability"] >= 0.01]
+    sure_ok = sum(x["allowed_error"] <= 2 for x in sure)
+    holes = [x for r in results for x in r["rows"] if x["truth_phase"] == "hole"]
     lines.append("")
+    rel_bad = ", ".join(f"{x['reliability']:.3f}" for x in bad) or "-"
+    n_holes_ok = sum(x["phase"] == "not indexed" for x in holes)
+    lines.append(f"misses: {len(bad)}, their reliability {rel_bad}; clusters with "
+                 f"reliability >= 0.01: {sure_ok}/{len(sure)} right; film-only holes "
+                 f"reported not indexed: {n_holes_ok}/{len(holes)}")
     lines.append(f"total: {all_ok}/{n_all} clusters ({100 * all_ok / n_all:.1f} %) with the "
                  f"right phase within 2° (Friedel allowed); strict {all_strict}/{n_all}; "
                  f"median error {np.median(errs):.2f}°, 90th percentile "

@@ -8,7 +8,8 @@ from _index_support import make_result, need_index_deps
 need_index_deps()
 
 from nmf4d.errors import InputError  # noqa: E402
-from nmf4d.index import PositionOrientations, read_orientation_group, write_orientation_group  # noqa: E402,E501
+from nmf4d.index import (PositionOrientations, read_orientation_group,  # noqa: E402
+                         write_orientation_group)
 
 EULER = np.array([[0.3, 0.5, 0.7], [1.2, 0.9, 0.1], [0, 0, 0]])
 

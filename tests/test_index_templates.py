@@ -15,7 +15,8 @@ def test_beam_directions_are_orix_reduced_fundamental_of_the_proper_group():
 
     bank = build_templates([phase("ti_hcp")], Calibration(0.03), pattern_shape=(64, 64),
                            resolution=3.0)
-    ref = get_sample_reduced_fundamental(3.0, point_group=phase("ti_hcp").point_group.proper_subgroup)
+    proper = phase("ti_hcp").point_group.proper_subgroup
+    ref = get_sample_reduced_fundamental(3.0, point_group=proper)
     np.testing.assert_allclose(bank.phases[0].rotations.data, ref.data)
     assert bank.n_angles == 120
 

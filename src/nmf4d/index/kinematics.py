@@ -53,7 +53,7 @@ class Reflections:
 
 
 def reflections(phase, *, reciprocal_radius: float, scattering_params: str = "lobato",
-                min_relative_f2: float = 1e-8) -> Reflections:
+                min_relative_f2: float = 1e-8, complete: bool = True) -> Reflections:
     """All reflections of ``phase`` with 0 < |g| <= ``reciprocal_radius``.
 
     Parameters
@@ -66,6 +66,13 @@ def reflections(phase, *, reciprocal_radius: float, scattering_params: str = "lo
     min_relative_f2 : float
         Reflections with |F|² below this fraction of the largest are dropped
         (systematic absences, which diffsims computes as ~1e-30).
+    complete : bool
+        diffsims bounds each Miller index by the largest ``h`` with ``(h00)`` inside
+        the radius, which on a non-orthogonal lattice misses reflections (hexagonal:
+        ``(2n, -n, l)`` reaches ``1.15 x`` that bound), so the set loses the crystal's
+        symmetry near its edge. True (default) asks diffsims for a radius
+        ``max_i |a_i| |a_i*|`` times larger, which bounds ``|h| = |g . a| <= |g| |a|``,
+        and keeps ``|g| <= reciprocal_radius``; False reproduces diffsims' set.
 
     Returns
     -------
@@ -75,8 +82,18 @@ def reflections(phase, *, reciprocal_radius: float, scattering_params: str = "lo
     from diffsims.crystallography._diffracting_vector import DiffractingVector
     from diffsims.utils.sim_utils import get_kinematical_intensities
 
-    rec = DiffractingVector.from_min_dspacing(phase, min_dspacing=1.0 / reciprocal_radius,
+    reach = 1.0
+    if complete:
+        lat = phase.structure.lattice
+        direct = np.linalg.norm(lat.base, axis=1)
+        recip = np.array([lat.ar, lat.br, lat.cr])
+        reach = float(np.max(direct * recip))
+        reach = reach * (1 + 1e-6) if reach > 1 + 1e-9 else 1.0
+    rec = DiffractingVector.from_min_dspacing(phase,
+                                              min_dspacing=1.0 / (reciprocal_radius * reach),
                                               include_zero_vector=False)
+    if reach > 1.0:
+        rec = rec[rec.gspacing <= reciprocal_radius]
     hkl = np.asarray(rec.hkl, dtype=np.float64).reshape(-1, 3)
     g = np.asarray(rec.data, dtype=np.float64).reshape(-1, 3)
     f2 = np.asarray(get_kinematical_intensities(phase.structure, hkl, rec.gspacing,

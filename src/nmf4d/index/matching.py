@@ -11,7 +11,7 @@ similarity between the pattern and the template drawn as Gaussian spots of width
 called because pyxem is a heavy dependency that nmf4d does not otherwise need and
 because the k component patterns are few: the scores of all templates at all angles are
 one sparse-times-dense product per pattern, ``S @ Q`` with ``S`` the (templates x polar
-pixels) spot matrix (bilinear in radius) and ``Q[(r, theta), psi] = B[r, theta + psi]``
+pixels) spot matrix and ``Q[(r, theta), psi] = B[r, theta + psi]``
 the pattern's circulant expansion — no pre-filter on azimuthally integrated templates,
 which pyxem needs to be affordable on every pattern and which can drop the right
 template. ``tests/test_index_matching.py`` checks the scores against a direct loop.
@@ -35,8 +35,9 @@ class SpotMatrix:
     Attributes
     ----------
     matrix : scipy.sparse.csr_matrix
-        Row t: the template's weights ``w_i / |w|`` split between the two radii about
-        ``r_i`` (bilinear) at the nearest angle bin of ``theta_i``.
+        Row t: the template's weights ``w_i / |w|`` at the nearest polar pixel of each
+        spot (the pattern is blurred by the spot width, so half a pixel costs little:
+        the refinement then works at exact positions).
     n_radii, n_angles : int
     scale : float
         Å⁻¹ per pixel used.
@@ -61,12 +62,8 @@ def spot_matrix(templates: PhaseTemplates, *, scale: float, n_radii: int, n_angl
     norm[norm == 0] = 1.0
     row, r, th, w = row[ok], r[ok], th[ok], w[ok] / norm[row[ok]]
     t_bin = np.rint(th / (2 * np.pi) * n_angles).astype(np.int64) % n_angles
-    r0 = np.floor(r).astype(np.int64)
-    f = r - r0
-    cols = np.concatenate([r0 * n_angles + t_bin, (r0 + 1) * n_angles + t_bin])
-    vals = np.concatenate([w * (1 - f), w * f])
-    rows = np.concatenate([row, row])
-    m = sparse.csr_matrix((vals.astype(np.float32), (rows, cols)),
+    r_bin = np.rint(r).astype(np.int64)
+    m = sparse.csr_matrix((w.astype(np.float32), (row, r_bin * n_angles + t_bin)),
                           shape=(templates.size, n_radii * n_angles))
     m.sum_duplicates()
     return SpotMatrix(matrix=m, n_radii=n_radii, n_angles=n_angles, scale=scale)

@@ -104,8 +104,10 @@ def score_rotations(refl: Reflections, matrices: np.ndarray, geo: Geometry) -> n
     inside = np.hypot(row - geo.centre[0], col - geo.centre[1]) < geo.radius
     top = inten.max(axis=1, keepdims=True)
     w = np.where(inside & (inten > 1e-3 * top), inten, 0.0) ** geo.gamma
-    vals = ndimage.map_coordinates(geo.coefficients, [row.ravel(), col.ravel()], order=3,
-                                   mode="mirror", prefilter=False).reshape(row.shape)
+    on = w > 0                                      # sample only the excited spots
+    vals = np.zeros_like(w)
+    vals[on] = ndimage.map_coordinates(geo.coefficients, [row[on], col[on]], order=3,
+                                       mode="mirror", prefilter=False)
     norm = np.sqrt((w * w).sum(axis=1))
     norm[norm == 0] = np.inf
     return np.sqrt(4 * np.pi) * geo.sigma * (w * vals).sum(axis=1) / norm

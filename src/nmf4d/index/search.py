@@ -7,8 +7,9 @@ the Friedel partner.
    (with symmetry) of an already chosen one or of its Friedel partner, up to
    ``n_candidates`` in all plus the best two of every phase, so that phases are
    compared on refined scores.
-3. Refinement (:mod:`.refine`): every candidate over three grid levels (steps down to
-   ~4 % of the resolution); the best is refined two levels further and its Friedel
+3. Refinement (:mod:`.refine`): every candidate over two grid levels (steps down to
+   20 % of the resolution); the best is refined four levels further (to steps of ~0.5 %
+   of it) and its Friedel
    partner is refined from two starts (see :func:`friedel_refined`); the better of the
    two is the solution.
 4. The best solution is the highest refined correlation. The *reliability* is
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .calibration import Calibration
+from .kinematics import excited
 from .matching import SpotMatrix, coarse_scores
 from .refine import Geometry, refine
 from .symmetry import friedel_partner, misorientation_outer
@@ -136,8 +138,6 @@ def zone_axis(refl, matrix: np.ndarray, geo: Geometry) -> np.ndarray | None:
     (intensity-weighted, the smallest principal axis); None when they do not span a
     plane (fewer than two independent spots).
     """
-    from .kinematics import excited
-
     xy, inten = excited(refl, matrix[None], wavelength=geo.wavelength,
                         max_excitation_error=geo.max_excitation_error,
                         precession_angle=geo.precession_angle)
@@ -221,19 +221,19 @@ def index_pattern(prepared: np.ndarray, bank: TemplateBank, *, scale: float, gam
         return Match(-1, nan3, 0.0, 0.0, 0.0, -1, nan3, 0.0, False, nan3, 0.0, np.nan)
     geo = geometry(prepared, cal, bank, scale=scale, gamma=gamma, sigma=sigma)
     span = bank.resolution
-    # stage 1: every candidate, 3 grid levels, one batch per phase
+    # stage 1: every candidate, 2 grid levels (steps down to 0.2 x span), one batch per phase
     sols = []   # (phase, matrix, score)
     cands = candidates(scores, bank, n_candidates=n_candidates)
     for p in sorted({c[0] for c in cands}):
         starts = np.stack([m for q, m, _ in cands if q == p])
-        m, sc = refine(bank.phases[p].reflections, starts, geo, span=span, levels=3)
+        m, sc = refine(bank.phases[p].reflections, starts, geo, span=span, levels=2)
         sols += [(p, m[i], float(sc[i])) for i in range(len(sc))]
     sols.sort(key=lambda x: -x[2])
     # stage 2: the best, polished, and its Friedel partner
     p, m_best, _ = sols[0]
     refl = bank.phases[p].reflections
-    m_best, s_best = refine(refl, m_best, geo, span=span, levels=3,
-                            first_step=span / 2 * 0.4 ** 3)
+    m_best, s_best = refine(refl, m_best, geo, span=span, levels=4,
+                            first_step=span / 2 * 0.4 ** 2)
     m_fr, s_fr = friedel_refined(refl, m_best, geo, span=span)
     if s_fr > s_best:
         m_best, s_best, m_fr, s_fr = m_fr, s_fr, m_best, s_best
@@ -262,3 +262,19 @@ def index_pattern(prepared: np.ndarray, bank: TemplateBank, *, scale: float, gam
                  second=float(second), second_phase=second_p, second_euler=second_e,
                  reliability=reliability, friedel=friedel, friedel_euler=fe,
                  friedel_correlation=float(fs), friedel_angle=f_angle)
+
+
+def solution_spots(bank: TemplateBank, phase: int, euler: np.ndarray,
+                   calibration: Calibration, shape: tuple[int, int]) -> np.ndarray:
+    """Spots ``(s, 6)``: row, col (pixels), relative intensity, h, k, l of a solution."""
+    refl = bank.phases[phase].reflections
+    xy, inten = excited(refl, _matrix_of_euler(euler)[None], wavelength=calibration.wavelength,
+                        max_excitation_error=bank.max_excitation_error,
+                        precession_angle=calibration.precession_angle)
+    cy, cx = calibration.centre(shape)
+    row = cy + xy[0, :, 1] / calibration.reciprocal_scale
+    col = cx + xy[0, :, 0] / calibration.reciprocal_scale
+    keep = (inten[0] > 0) & (row >= 0) & (row <= shape[0] - 1) & (col >= 0) & (col <= shape[1] - 1)
+    i = inten[0, keep]
+    return np.column_stack([row[keep], col[keep], i / i.max() if i.size else i,
+                            refl.hkl[keep]])

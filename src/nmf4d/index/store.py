@@ -16,7 +16,7 @@ Layout (k clusters; the phase names and conventions are also in the attributes):
 | ``friedel_correlation`` | float64 (k,) | its correlation |
 | ``group`` | int32 (k,) | merged-orientation group of each cluster |
 | ``scale_scores`` | float64 (n, 2) | scale tried (Å⁻¹/px), mean best coarse score |
-| ``positions/euler``, ``/correlation``, ``/phase_index``, ``/deviation`` | (sy, sx[, 3]) | per-position refinement, when given |
+| ``positions/*`` | (sy, sx[, 3]) | ``euler``, ``correlation``, ``phase_index``, ``deviation`` |
 
 Attributes: ``phases`` (JSON list of name, space group, point group), ``calibration``
 (JSON), ``resolution``, ``tolerance``, ``merge_tolerance``, ``friedel_margin``,

@@ -182,8 +182,7 @@ def phase_templates(phase, calibration: Calibration, *, resolution: float,
     rot = beam_directions(phase, resolution)
     refl = reflections(phase, reciprocal_radius=reciprocal_radius)
     mats = rot.to_matrix().reshape(-1, 3, 3)
-    offsets = [0]
-    xys, ints, idx = [], [], []
+    counts, xys, ints, idx = [], [], [], []
     for a in range(0, len(mats), chunk):
         xy, inten = excited(refl, mats[a:a + chunk], wavelength=calibration.wavelength,
                             max_excitation_error=max_excitation_error,
@@ -191,14 +190,13 @@ def phase_templates(phase, calibration: Calibration, *, resolution: float,
         r = np.hypot(xy[..., 0], xy[..., 1])
         inten = np.where(r <= reciprocal_radius, inten, 0.0)
         top = inten.max(axis=1, keepdims=True)
-        keep = inten > np.maximum(top * min_relative_intensity, 0.0)
-        keep &= top > 0
-        for m in range(len(inten)):
-            j = np.flatnonzero(keep[m])
-            xys.append(xy[m, j])
-            ints.append(inten[m, j])
-            idx.append(j)
-            offsets.append(offsets[-1] + len(j))
+        keep = (inten > top * min_relative_intensity) & (top > 0)
+        t_idx, j = np.nonzero(keep)                  # row-major: template by template
+        counts.append(np.bincount(t_idx, minlength=len(inten)))
+        xys.append(xy[t_idx, j])
+        ints.append(inten[t_idx, j])
+        idx.append(j)
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else [0]
     cat = (lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape))
     return PhaseTemplates(phase=phase, rotations=rot,
                           euler=rot.to_euler().reshape(-1, 3),
