@@ -147,7 +147,7 @@ def make_result(euler, phase_index, names, *, background=(), shape=(32, 32)):
         friedel=np.arange(k) % 2 == 0, friedel_euler=friedel_partner(np.nan_to_num(euler)),
         friedel_correlation=np.full(k, 0.85), misorientation=mis,
         groups=merge_clusters(mis, tolerance=2.0), background=list(background),
-        calibration=Calibration(SCALE), scale_searched=False, scale_scores=np.zeros((0, 2)),
+        calibration=Calibration(SCALE), scale_searched=False, scale_scores=np.zeros((0, 3)),
         resolution=1.0, tolerance=2.0, merge_tolerance=2.0, friedel_margin=0.1,
         max_excitation_error=EXCITATION, preparation=Preparation(beam_radius=5.0),
         prepared=np.zeros((k,) + shape), coarse=np.full(k, 0.8),

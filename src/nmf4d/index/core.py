@@ -8,12 +8,8 @@ of every phase (:mod:`.templates`), search and refine (:mod:`.search`), optional
 search the reciprocal scale (below), then misorientations between clusters and groups of
 clusters with one orientation (:mod:`.symmetry`).
 
-Scale search: when the median correlation of the indexed clusters at the given scale is
-below ``scale_search_below`` (or always with ``scale_search=True``), the coarse search
-is repeated at scales ``s * (1 + f)`` for ``f`` in ``-scale_range ... +scale_range`` in
-steps of ``scale_step``, then at quarter steps about the best, and the scale with the
-highest mean best coarse score of the (up to 6 strongest) clusters is used to index
-again; the result records the scale used, that it was searched, and every scale tried.
+Scale search (:mod:`.scale`): when the median correlation of the indexed clusters at the
+given scale is below ``scale_search_below`` (or always with ``scale_search=True``).
 """
 from __future__ import annotations
 
@@ -27,9 +23,10 @@ import numpy as np
 from ..errors import InputError
 from ._deps import require
 from .calibration import Calibration
-from .matching import coarse_scores, polar_of, spot_matrices
+from .matching import polar_of, spot_matrices
 from .prepare import Preparation, prepare_patterns
-from .search import Match, index_pattern
+from .scale import search_scale
+from .search import Match, index_pattern, solution_spots
 from .symmetry import merge_clusters, misorientation_matrix, reduce_euler
 from .templates import DEFAULT_EXCITATION_ERROR, TemplateBank, build_templates
 
@@ -71,8 +68,9 @@ class IndexResult:
     calibration : Calibration
         As used (with the searched scale if a scale search ran).
     scale_searched : bool
-    scale_scores : ndarray of shape (n, 2)
-        (scale, mean best coarse score) of every scale tried (empty if none).
+    scale_scores : ndarray of shape (n, 3)
+        (scale, mean best coarse score, mean refined correlation) of every scale tried
+        (NaN where not computed; empty if no search ran).
     resolution, tolerance, merge_tolerance, friedel_margin : float
     max_excitation_error : float, Å⁻¹
     preparation : Preparation (with the beam radius used)
@@ -193,32 +191,6 @@ def _check_background(background, k: int) -> list[int]:
     return sorted(set(out))
 
 
-def _search_scale(prepared, bank, prep, rows, *, base: float, scale_range: float,
-                  scale_step: float) -> tuple[float, np.ndarray]:
-    """(best scale, (n, 2) table of scale and mean best coarse score)."""
-    n_r = polar_of(prepared[rows[0]], bank.calibration, bank.n_angles).shape[0]
-    tried: dict[float, float] = {}
-
-    def quality(s):
-        if s not in tried:
-            mats = spot_matrices(bank, scale=s, n_radii=n_r, gamma=prep.gamma)
-            best = [max(float(x.best.max()) for x in
-                        coarse_scores(prepared[c], bank, scale=s, gamma=prep.gamma,
-                                      sigma=prep.spot_sigma, matrices=mats)) for c in rows]
-            tried[s] = float(np.mean(best))
-        return tried[s]
-
-    n = int(round(scale_range / scale_step))
-    for f in np.arange(-n, n + 1) * scale_step:
-        quality(float(base * (1 + f)))
-    best = max(tried, key=tried.get)
-    for f in (-0.5, -0.25, 0.25, 0.5):
-        quality(float(best * (1 + f * scale_step)))
-    best = max(tried, key=tried.get)
-    table = np.array(sorted(tried.items()), dtype=np.float64)
-    return best, table
-
-
 def _workers(workers, n_tasks: int) -> int:
     if workers is None:
         workers = os.cpu_count() or 1
@@ -232,39 +204,14 @@ def _workers(workers, n_tasks: int) -> int:
 
 
 def _map(fn, items, n_workers: int) -> list:
-    """``[fn(x) for x in items]`` on ``n_workers`` threads, each with single-threaded BLAS
-    (the per-pattern work is many small array operations that release the GIL)."""
-    from threadpoolctl import threadpool_limits
-
+    """``[fn(x) for x in items]`` on ``n_workers`` threads (the per-pattern work is many
+    small array operations that release the GIL)."""
     if n_workers <= 1:
         return [fn(x) for x in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    def limited(x):
-        with threadpool_limits(limits=1):
-            return fn(x)
-
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
-        return list(pool.map(limited, items))
-
-
-def solution_spots(bank: TemplateBank, phase: int, euler: np.ndarray,
-                   calibration: Calibration, shape: tuple[int, int]) -> np.ndarray:
-    """Spots ``(s, 6)``: row, col (pixels), relative intensity, h, k, l of a solution."""
-    from .kinematics import excited
-    from .search import _matrix_of_euler
-
-    refl = bank.phases[phase].reflections
-    xy, inten = excited(refl, _matrix_of_euler(euler)[None], wavelength=calibration.wavelength,
-                        max_excitation_error=bank.max_excitation_error,
-                        precession_angle=calibration.precession_angle)
-    cy, cx = calibration.centre(shape)
-    row = cy + xy[0, :, 1] / calibration.reciprocal_scale
-    col = cx + xy[0, :, 0] / calibration.reciprocal_scale
-    keep = (inten[0] > 0) & (row >= 0) & (row <= shape[0] - 1) & (col >= 0) & (col <= shape[1] - 1)
-    i = inten[0, keep]
-    return np.column_stack([row[keep], col[keep], i / i.max() if i.size else i,
-                            refl.hkl[keep]])
+        return list(pool.map(fn, items))
 
 
 def index_clusters(components, *, phases, calibration: Calibration,
@@ -334,6 +281,29 @@ def index_clusters(components, *, phases, calibration: Calibration,
         diffsims/orix missing (``pip install "nmf4d[index]"``).
     """
     require()
+    from threadpoolctl import threadpool_limits
+
+    # every array here is small (3x3 rotations, a pattern, a few hundred spots): a
+    # multi-threaded BLAS spends more time waking its threads than computing (a 16k-
+    # element dot took 13 ms on a loaded 2-core machine), so BLAS runs single-threaded
+    # and the parallelism is over clusters (``workers``)
+    with threadpool_limits(limits=1):
+        return _index_clusters(
+            components, phases=phases, calibration=calibration, background=background,
+            resolution=resolution, preparation=preparation,
+            max_excitation_error=max_excitation_error, tolerance=tolerance,
+            merge_tolerance=merge_tolerance, friedel_margin=friedel_margin,
+            n_candidates=n_candidates, min_correlation=min_correlation, workers=workers,
+            scale_search=scale_search, scale_search_below=scale_search_below,
+            scale_range=scale_range, scale_step=scale_step, templates=templates,
+            progress=progress)
+
+
+def _index_clusters(components, *, phases, calibration, background, resolution,
+                    preparation, max_excitation_error, tolerance, merge_tolerance,
+                    friedel_margin, n_candidates, min_correlation, workers, scale_search,
+                    scale_search_below, scale_range, scale_step, templates,
+                    progress) -> IndexResult:
     t_all = time.perf_counter()
     say = progress or (lambda stage, info=None: None)
     comps = _check_components(components)
@@ -401,13 +371,13 @@ def index_clusters(components, *, phases, calibration: Calibration,
     scale = calibration.reciprocal_scale
     matches = run(scale)
     timings["match"] = time.perf_counter() - t
-    searched, table = False, np.zeros((0, 2))
+    searched, table = False, np.zeros((0, 3))
     quality = float(np.median([m.correlation for m in matches.values()])) if matches else 0.0
     if rows and (scale_search is True or (scale_search == "auto"
                                           and quality < scale_search_below)):
         t = time.perf_counter()
         strongest = sorted(rows, key=lambda c: -matches[c].coarse)[:6]
-        best, table = _search_scale(prepared, bank, prep, strongest, base=scale,
+        best, table = search_scale(prepared, bank, prep, strongest, base=scale,
                                     scale_range=scale_range, scale_step=scale_step)
         searched = True
         if best != scale:

@@ -104,7 +104,6 @@ def refine_positions(data, labels, result: IndexResult, *, span: float | None = 
         raise InputError(f"span must be > 0 degrees, got {span!r}")
     if block_rows is None:
         block_rows = max(1, int(64e6 // max(1, sx * ky * kx * 8)))
-    cal, prep = result.calibration, result.preparation
     if result.templates is not None:
         refl = [pt.reflections for pt in result.templates.phases]
     else:
@@ -118,13 +117,26 @@ def refine_positions(data, labels, result: IndexResult, *, span: float | None = 
     euler = np.full((sy, sx, 3), np.nan)
     corr = np.zeros((sy, sx))
     dev = np.full((sy, sx), np.nan)
+    from threadpoolctl import threadpool_limits
+
     t0 = time.perf_counter()
-    t_read = 0.0
+    with threadpool_limits(limits=1):       # small arrays: see index_clusters
+        _refine_blocks(data, lab, result, refl, start, euler, corr, dev, block_rows,
+                       span, int(levels), progress)
+    return PositionOrientations(phase_index=phase.astype(np.int64), euler=euler,
+                                correlation=corr, deviation=dev,
+                                timings={"total": time.perf_counter() - t0})
+
+
+def _refine_blocks(data, lab, result, refl, start, euler, corr, dev, block_rows, span,
+                   levels, progress) -> None:
+    """Refine every indexed position, one block of ``block_rows`` scan rows at a time."""
+    sy, sx, ky, kx = data.shape
+    cal, prep = result.calibration, result.preparation
+    wavelength = cal.wavelength
     for r0 in range(0, sy, block_rows):
         r1 = min(sy, r0 + block_rows)
-        t = time.perf_counter()
         block = _block(data, r0, r1)
-        t_read += time.perf_counter() - t
         for y in range(r0, r1):
             for x in range(sx):
                 c = int(lab[y, x])
@@ -132,20 +144,16 @@ def refine_positions(data, labels, result: IndexResult, *, span: float | None = 
                     continue
                 prepared = prepare_pattern(block[y - r0, x], cal, options=prep)
                 geo = Geometry(prepared=prepared, centre=cal.centre((ky, kx)),
-                               scale=cal.reciprocal_scale, wavelength=cal.wavelength,
+                               scale=cal.reciprocal_scale, wavelength=wavelength,
                                max_excitation_error=result.max_excitation_error,
                                precession_angle=cal.precession_angle, gamma=prep.gamma,
                                sigma=prep.spot_sigma)
                 m, s = refine(refl[result.phase_index[c]], start[c], geo, span=span,
-                              levels=int(levels))
+                              levels=levels)
                 euler[y, x] = _euler_of_matrix(m)
                 corr[y, x] = s
                 cosang = (np.trace(start[c].T @ m) - 1) / 2
                 dev[y, x] = np.degrees(np.arccos(np.clip(cosang, -1, 1)))
         if progress is not None:
             progress(r1, sy)
-    return PositionOrientations(phase_index=phase.astype(np.int64), euler=euler,
-                                correlation=corr, deviation=dev,
-                                timings={"read": t_read,
-                                         "total": time.perf_counter() - t0})
 

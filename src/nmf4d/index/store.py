@@ -15,7 +15,7 @@ Layout (k clusters; the phase names and conventions are also in the attributes):
 | ``friedel_euler`` | float64 (k, 3) | that partner |
 | ``friedel_correlation`` | float64 (k,) | its correlation |
 | ``group`` | int32 (k,) | merged-orientation group of each cluster |
-| ``scale_scores`` | float64 (n, 2) | scale tried (Å⁻¹/px), mean best coarse score |
+| ``scale_scores`` | float64 (n, 3) | scale tried (Å⁻¹/px), mean coarse, refined score |
 | ``positions/*`` | (sy, sx[, 3]) | ``euler``, ``correlation``, ``phase_index``, ``deviation`` |
 
 Attributes: ``phases`` (JSON list of name, space group, point group), ``calibration``
