@@ -23,7 +23,7 @@ its orientations are then those of diffsims turned 180 degrees about the beam (m
 on single patterns), which is converted before comparing (the unconverted agreement with
 the truth is printed too).
 
-Run:  python benchmarks/index_vs_pyxem.py [--scan 64] [--json OUT]
+Run:  python benchmarks/index_vs_pyxem.py [--scan 64] [--positions] [--json OUT]
 """
 from __future__ import annotations
 
@@ -148,6 +148,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scan", type=int, default=64, help="scan side (positions)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--positions", action="store_true",
+                    help="also time refine_positions (every position near its cluster)")
     ap.add_argument("--pyxem-worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.pyxem_worker:
@@ -230,6 +232,21 @@ def main():
         phase_right_nmf4d=float((pa == pt)[crystal].mean()),
         phase_right_pyxem=float((pp == pt)[crystal].mean()),
     )
+    if args.positions:
+        from nmf4d.index import refine_positions
+
+        t = time.perf_counter()
+        pos = refine_positions(scan.data, labels, res)
+        out["positions_seconds"] = time.perf_counter() - t
+        pp_ = pos.phase_index.ravel()
+        qpos = Rotation.from_euler(np.nan_to_num(pos.euler.reshape(-1, 3))).data
+        # the cluster's Friedel relation X = partner * ~best, carried to its positions
+        x_rel = Rotation(qa_f) * ~Rotation(qa)
+        qpos_alt = np.where(fr_a[:, None], (x_rel * Rotation(qpos)).data, qpos)
+        out["positions_vs_truth"] = map_agreement(qpos, pp_, qt, pt, phases, crystal)
+        out["positions_vs_truth_friedel"] = max(
+            out["positions_vs_truth"], map_agreement(qpos_alt, pp_, qt, pt, phases, crystal))
+        out["positions_median_deviation"] = float(np.nanmedian(pos.deviation))
     w = max(len(k) for k in out)
     for k, v in out.items():
         print(f"{k:<{w}}  {v:.3f}" if isinstance(v, float) else f"{k:<{w}}  {v}")

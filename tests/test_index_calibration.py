@@ -33,3 +33,17 @@ def test_defaults_and_wavelength():
     assert Calibration(0.02, beam_centre=(40, 50)).centre((96, 96)) == (40.0, 50.0)
     assert c.wavelength == pytest.approx(get_electron_wavelength(200))
     assert c.with_scale(0.03).reciprocal_scale == 0.03
+
+
+def test_find_beam_centre_subpixel():
+    import numpy as np
+
+    from nmf4d.index import find_beam_centre
+
+    yy, xx = np.indices((64, 80))
+    img = 1000 * np.exp(-((yy - 30.3) ** 2 + (xx - 41.7) ** 2) / 8) + 5
+    img += 300 * np.exp(-((yy - 10) ** 2 + (xx - 60) ** 2) / 2)       # a Bragg spot
+    r, c = find_beam_centre(img)
+    assert abs(r - 30.3) < 0.1 and abs(c - 41.7) < 0.1
+    with pytest.raises(InputError, match="threshold"):
+        find_beam_centre(img, threshold=2)

@@ -11,7 +11,7 @@ subpackage; without them every function raises an ``InputError`` naming the extr
 """
 from __future__ import annotations
 
-from .calibration import Calibration
+from .calibration import Calibration, find_beam_centre
 from .core import IndexResult, index_clusters
 from .crystalmap import crystal_map, save_crystal_map
 from .figures import (cluster_patterns_figure, misorientation_table, orientation_map_figure,
@@ -23,7 +23,7 @@ from .store import read_orientation_group, write_orientation_group
 from .symmetry import friedel_partner, merge_clusters, misorientation_matrix
 from .templates import TemplateBank, build_templates
 
-__all__ = ["Calibration", "IndexResult", "index_clusters", "load_phase", "load_phases",
+__all__ = ["Calibration", "find_beam_centre", "IndexResult", "index_clusters", "load_phase", "load_phases",
            "Preparation", "prepare_pattern", "prepare_patterns", "friedel_partner",
            "merge_clusters", "misorientation_matrix", "TemplateBank", "build_templates",
            "PositionOrientations", "refine_positions", "crystal_map", "save_crystal_map",
