@@ -157,19 +157,26 @@ def excited(refl: Reflections, matrices: np.ndarray, *, wavelength: float,
     """
     lab = np.matmul(refl.g, matrices)                 # (m, n, 3): M.T @ g for each rotation
     x, y, z = lab[..., 0], lab[..., 1], lab[..., 2]
-    r_spot = np.sqrt(x * x + y * y)
+    r2 = x * x + y * y
     k0 = 1.0 / wavelength
-    s = (k0 - np.sqrt(np.maximum(k0 * k0 - r_spot * r_spot, 0.0))) - z
+    s = (k0 - np.sqrt(np.maximum(k0 * k0 - r2, 0.0))) - z
     s_max = cutoff * max_excitation_error
-    if precession_angle == 0:
-        hit = np.abs(s) < s_max
+    a = np.deg2rad(precession_angle)
+    # a cheap superset first (few reflections are near the sphere), the exact test and
+    # the shape factor only there: |s| may exceed s_max by at most ~ r * a with precession
+    cand = np.abs(s) < s_max + 1.05 * np.sqrt(r2) * np.tan(a) + 1e-6 if a > 0 \
+        else np.abs(s) < s_max
+    idx = np.nonzero(cand)
+    r_c, s_c, z_c = np.sqrt(r2[idx]), s[idx], z[idx]
+    if a == 0:
+        hit = np.ones(len(s_c), bool)
     else:
-        a = np.deg2rad(precession_angle)
         pz, pt = k0 * np.cos(a), k0 * np.sin(a)
-        up = pz - np.sqrt(np.maximum(k0 * k0 - (r_spot + pt) ** 2, 0.0))
-        down = pz - np.sqrt(np.maximum(k0 * k0 - (r_spot - pt) ** 2, 0.0))
-        hit = (z - s_max <= up) & (z + s_max >= down)
-    sf = shape_factor(s, r_spot, max_excitation_error=max_excitation_error,
+        up = pz - np.sqrt(np.maximum(k0 * k0 - (r_c + pt) ** 2, 0.0))
+        down = pz - np.sqrt(np.maximum(k0 * k0 - (r_c - pt) ** 2, 0.0))
+        hit = (z_c - s_max <= up) & (z_c + s_max >= down)
+    sf = shape_factor(s_c, r_c, max_excitation_error=max_excitation_error,
                       precession_angle=precession_angle)
-    intensity = np.where(hit, refl.f2 * sf, 0.0)
+    intensity = np.zeros(s.shape)
+    intensity[idx] = np.where(hit, refl.f2[idx[-1]] * sf, 0.0)
     return lab[..., :2], intensity
