@@ -8,7 +8,7 @@ scan; both orientation maps compared (fraction of positions agreeing within 2 de
 One run does both: this script (system Python, nmf4d) builds the scan
 (``index_scans.py``: duplex steel, fe_bcc + fe_fcc, precession 1 degree), runs nmf4d's
 analysis at the true k and ``index_clusters`` (timed on its first call in the process,
-templates included: ``index_seconds``), then runs itself with the pyxem venv's
+templates included, imports excluded: ``index_seconds``), then runs itself with the pyxem venv's
 interpreter (``--pyxem-worker``) on the same data saved to a temporary folder, times
 ``index_clusters`` three more times under the load pyxem ran with
 (``index_seconds_repeat``, median), and compares the maps. pyxem's seconds exclude its
@@ -164,8 +164,10 @@ def main():
     from orix.quaternion import Rotation
 
     from nmf4d.index import Calibration, index_clusters
+    from nmf4d.index._deps import preload
     from nmf4d.index.symmetry import friedel_partner
 
+    preload()           # imports outside the timings, as for pyxem
     sp = spec(args.scan)
     scan = build(sp)
     sy, sx = sp.scan

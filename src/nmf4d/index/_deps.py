@@ -36,3 +36,16 @@ def require() -> None:
         import orix  # noqa: F401
     except ImportError as exc:
         raise missing() from exc
+
+
+def preload() -> None:
+    """Import every diffsims/orix module the indexing uses (about 2 s cold, mostly
+    diffsims pulling in numba.cuda), e.g. to keep imports out of a timing."""
+    require()
+    import diffpy.structure.parsers.p_cif  # noqa: F401
+    import diffsims.crystallography._diffracting_vector  # noqa: F401
+    import diffsims.utils.shape_factor_models  # noqa: F401
+    import diffsims.utils.sim_utils  # noqa: F401
+    import orix.crystal_map  # noqa: F401
+    import orix.quaternion  # noqa: F401
+    import orix.sampling  # noqa: F401

@@ -237,9 +237,10 @@ def index_pattern(prepared: np.ndarray, bank: TemplateBank, *, scale: float, gam
     m_fr, s_fr = friedel_refined(refl, m_best, geo, span=span)
     if s_fr > s_best:
         m_best, s_best, m_fr, s_fr = m_fr, s_fr, m_best, s_best
-    e, s, fe, fs = _euler_of_matrix(m_best), s_best, _euler_of_matrix(m_fr), s_fr
-    sols = [(p, e, s, fe, fs)] + [(q, _euler_of_matrix(mq), sq, None, None)
-                                  for q, mq, sq in sols[1:]]
+    eul = _euler_of_matrices(np.stack([m_best, m_fr] + [mq for _, mq, _ in sols[1:]]))
+    e, s, fe, fs = eul[0], s_best, eul[1], s_fr
+    sols = [(p, e, s, fe, fs)] + [(q, eul[2 + i], sq, None, None)
+                                  for i, (q, _, sq) in enumerate(sols[1:])]
     p, e, s, fe, fs = sols[0]
     ph = bank.phases[p].phase
     f_angle = float(misorientation_outer(e[None], fe[None], ph)[0, 0])
