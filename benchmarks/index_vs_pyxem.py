@@ -85,7 +85,7 @@ def pyxem_worker(folder: str) -> None:
     timings = {"import": t_import}
     cpu = {}
 
-    t, c = time.perf_counter(), time.process_time()
+    t, c0 = time.perf_counter(), time.process_time()
     phases = [Phase.from_cif(p) for p in meta["cifs"]]
     rots = [get_sample_reduced_fundamental(meta["resolution"],
                                            point_group=p.point_group.proper_subgroup)
@@ -96,9 +96,9 @@ def pyxem_worker(folder: str) -> None:
                                       reciprocal_radius=meta["reciprocal_radius"],
                                       with_direct_beam=False)
     timings["templates"] = time.perf_counter() - t
-    cpu["templates"] = time.process_time() - c
+    cpu["templates"] = time.process_time() - c0
 
-    t, c = time.perf_counter(), time.process_time()
+    t, c0 = time.perf_counter(), time.process_time()
     s = pxm.signals.ElectronDiffraction2D(np.ascontiguousarray(data[:, :, ::-1, :]))
     s.calibration.scale = meta["scale"]
     s.calibration.center = None
@@ -113,13 +113,13 @@ def pyxem_worker(folder: str) -> None:
                                        inplace=False, mean=True, show_progressbar=False)
     polar = polar ** 0.5
     timings["background_and_polar"] = time.perf_counter() - t
-    cpu["background_and_polar"] = time.process_time() - c
+    cpu["background_and_polar"] = time.process_time() - c0
 
-    t, c = time.perf_counter(), time.process_time()
+    t, c0 = time.perf_counter(), time.process_time()
     res = polar.get_orientation(sim, n_best=1, show_progressbar=False)
     timings["matching"] = time.perf_counter() - t
-    cpu["matching"] = time.process_time() - c
-    t, c = time.perf_counter(), time.process_time()
+    cpu["matching"] = time.process_time() - c0
+    t, c0 = time.perf_counter(), time.process_time()
     # pyxem's own conversion of (template index, in-plane angle, mirror) to rotations;
     # the phase from the template index (to_crystal_map fails for two phases and
     # n_best=1 in 0.21, and its to_phase_index puts each phase's first template in the
@@ -128,7 +128,7 @@ def pyxem_worker(folder: str) -> None:
     index = np.asarray(res.data[..., 0, 0]).reshape(-1).astype(int)
     phase_id = np.searchsorted(np.cumsum([r.size for r in rots]), index, side="right")
     timings["to_rotation"] = time.perf_counter() - t
-    cpu["to_rotation"] = time.process_time() - c
+    cpu["to_rotation"] = time.process_time() - c0
     timings["cpu"] = cpu
     np.savez(os.path.join(folder, "pyxem.npz"), quaternions=quats, phase_id=phase_id,
              correlation=np.asarray(res.data[..., 0, 1]).reshape(-1),
