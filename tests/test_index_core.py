@@ -111,3 +111,12 @@ def test_missing_extra_names_it(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", fake)
     with pytest.raises(InputError, match=r'pip install "nmf4d\[index\]"'):
         _deps.require()
+
+
+def test_worker_threads_give_the_same_result(components, result):
+    again = index_clusters(components, phases=[phase("ti_hcp"), phase("al_fcc")],
+                           calibration=Calibration(SCALE), background=[3], workers=1,
+                           templates=bank(("ti_hcp", "al_fcc"), 1.0))
+    np.testing.assert_array_equal(again.phase_index, result.phase_index)
+    np.testing.assert_allclose(again.euler, result.euler, equal_nan=True)
+    np.testing.assert_allclose(again.reliability, result.reliability)

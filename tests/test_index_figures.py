@@ -27,8 +27,8 @@ def test_figures_render_without_pyplot(res, tmp_path):
     before = plt.get_fignums()
     for fig in (orientation_map_figure(res, LABELS), phase_map_figure(res, LABELS),
                 cluster_patterns_figure(res)):
-        fig.savefig(tmp_path / "f.png")
-        assert (tmp_path / "f.png").stat().st_size > 1000
+        fig.savefig(tmp_path / "f.png", dpi=40)
+        assert (tmp_path / "f.png").stat().st_size > 500
     assert plt.get_fignums() == before
 
 
