@@ -85,7 +85,8 @@ def orientation_map_figure(result: IndexResult, labels, *, positions=None,
     from orix.vector import Vector3d
 
     rgb = ipf_colours(result, labels, positions=positions, direction=direction)
-    present = [p for p in range(len(result.phases)) if np.any(result.phase_index == p)]
+    in_map = result.phase_index[np.asarray(labels)]
+    present = [p for p in range(len(result.phases)) if np.any(in_map == p)]
     n = max(1, len(present))
     fig = _figure((4.2 + 2.2 * n, 4.2))
     gs = fig.add_gridspec(n, 2, width_ratios=[4.2, 2.2 * 1.0])
