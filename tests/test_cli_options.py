@@ -17,7 +17,7 @@ from nmf4d.config import FLAT, AnalysisConfig
 from nmf4d.errors import ConfigError
 
 #: A value different from the default for every option (so the round trip proves each one).
-CHANGED = {"dark": 12.5, "centre": "on", "k": 7, "k_range": (3, 12), "bin": 2, "crop": (1, 30, 2, 31), "centre_crop": 20,
+CHANGED = {"dark": 12.5, "centre": "on", "k": 7, "rule": "paper-iqa", "k_range": (3, 12), "bin": 2, "crop": (1, 30, 2, 31), "centre_crop": 20,
            "mask_radius": 3.5, "mask_centre": (10.5, 11.0), "filter": "denoise",
            "pca_rank": 6, "denoise_epochs": 3, "denoise_latent": 8, "denoise_batch": 16,
            "denoise_model": "/tmp/m.pt", "scale": "sqrt", "normalise": "sum",

@@ -192,7 +192,8 @@ def test_repeat_command():
     params = {"k": "auto", "k_range": [2, 9], "seed": 3, "max_iter": 50, "tol": 1e-4,
               "init": "spa", "preprocessing": {"bin": 2, "filter": "mean3", "crop": None}}
     cmd = repeat_command({"input": "/d/a b.npy"}, params)     # a record of nmf4d 0.1
-    assert cmd.startswith("nmf4d run '/d/a b.npy' -o OUT --k auto --k-range 2:9")
+    assert cmd.startswith("nmf4d run '/d/a b.npy' -o OUT --k auto --rule paper-iqa "
+                          "--k-range 2:9 --dark off --centre off")
     assert "--bin 2" in cmd and "--filter mean3" in cmd and "--seed 3" in cmd
     assert "--max-iter 50" in cmd and "--tol 0.0001" in cmd
     demo = repeat_command({"input": "synthetic:x", "demo_k_true": 7}, {"k": 5})

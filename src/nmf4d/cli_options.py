@@ -130,6 +130,8 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("--k", "k", "'auto' (both decision levels) or a number", _int_or_auto("selection.k")),
+    Option("--rule", "rule", "how --k auto decides: clusters (distinct patterns of the fits "
+           "from the knee up; default) or paper-iqa (nmf4d 0.1's IQA-based level two)"),
     Option("--k-range", "k_range", "MIN:MAX range of k for --k auto (default 2:20, capped at "
            "the number of patterns)", str, lambda r: f"{r[0]}:{r[1]}", metavar="MIN:MAX"),
     Option("--dark", "dark", "detector offset subtracted first: auto (estimated from the "
@@ -275,7 +277,7 @@ def config_to_args(config: AnalysisConfig, *, only_changed: bool = False) -> lis
             if value == o.switch_value:
                 out.append(o.flag)
             continue
-        if value is None or (only_changed and value == defaults.get(o.name)):
+        if value is None or value == () or (only_changed and value == defaults.get(o.name)):
             continue
         out += [o.flag, o.show(value) + (str(config.get(o.suffix)) if o.suffix else "")]
     return out

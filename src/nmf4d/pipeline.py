@@ -33,12 +33,13 @@ from .errors import ConfigError, InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
 from .explorer_data import explorer_from_blocks
 from .inputs import as_input
-from .maps import Maps, make_maps
+from .decision import Decision, cluster_stage, decide_stage
+from .maps import ClusterMaps
 from .orientation import Orientation, index_analysis
 from .prepare import load
 from .preprocess import preprocess
 from .refine import refine, relative_error
-from .select_k import Selection, select
+from .select_k import Selection
 from .sweep import SweepResult, loss_sweep
 
 #: SSIM's 11x11 window needs patterns at least this large.
@@ -52,9 +53,13 @@ class Analysis:
     Attributes
     ----------
     k : int
+        Distinct patterns (clusters).
     components : ndarray of shape (k, ky, kx), float32, each summing to 1
+        The pattern of each cluster.
     weights : ndarray of shape (k, scan_y, scan_x), float32, intensity units of the input
     labels : ndarray of shape (scan_y, scan_x), int32
+        The cluster map: each position's largest significant crystal cluster, else its
+        largest background (``maps.argmax_labels`` is the paper's).
     ratio : ndarray of shape (scan_y, scan_x), float32
     partner : ndarray of shape (scan_y, scan_x), int32
     thresholds : ndarray of shape (n,), float32
@@ -63,7 +68,17 @@ class Analysis:
     sweep : SweepResult or None
         Decision level one (None for a given k).
     selection : Selection or None
-        Decision level two (None for a given k).
+        The paper's level two, nmf4d 0.1's rule on the IQA evidence (None for a given k).
+    decision : Decision or None
+        nmf4d's decision (:mod:`nmf4d.decision`; None for a given k or the paper's rule).
+    maps : ClusterMaps
+        Every per-cluster map (kinds, members, the paper's argmax labels, background
+        fraction); ``components``, ``weights``, ``labels``... are its main arrays.
+    rank : int
+        NMF rank of the final fit (``k`` counts its clusters: components sharing their
+        reflections are one cluster, noise components are dropped).
+    nmf : NMFResult
+        The final fit itself: weights (rank, n), components (rank, p), input units.
     clusters : dict of arrays
         Raw vs NMF per cluster (see :func:`nmf4d.clusters.compare_clusters`).
     config : AnalysisConfig
@@ -115,6 +130,10 @@ class Analysis:
     calibration: Calibration = field(default_factory=Calibration)
     explorer: dict | None = None
     orientation: Orientation | None = None
+    decision: Decision | None = None
+    maps: ClusterMaps | None = None
+    rank: int = 0
+    nmf: object = None
     artifacts: dict = field(default_factory=dict)
 
     @property
@@ -165,48 +184,57 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                   allow_negative=record["dark"].get("negative_allowed", False),
                   noise=_noise(record))
     progress.event("preprocess", record)
-    sweep = selection = None
-    if k == "auto":
+    sweep = selection = decision = None
+    given = k != "auto"
+    if not given:
         with timer("sweep"):
             sweep = loss_sweep(fd, config.sweep, fit=config.fit, seed=config.seed,
                                k_range=k_range, progress=progress)
         timer.add_parts("sweep", sweep.timings)
         with timer("select"):
-            selection = select(sweep, fd, config.selection)
-        k = selection.k
-        progress.event("select", selection)
+            selection, decision, k = decide_stage(sweep, fd, record, config.selection)
+        progress.event("select", decision or selection)
     with timer("refine"):
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,
                      progress=progress)
     progress.event("refine", fit)
     with timer("maps"), progress.counting("maps + cluster means", None):
         rel = relative_error(fd, fit)
-        components = fit.components.reshape(k, ky, kx).astype(np.float32)
-        weights = fit.weights.reshape(k, sy, sx).astype(np.float32)
-        maps: Maps = make_maps(weights, components, config.maps)
-        clusters = compare_clusters(fd.op, components, weights, maps.labels)
+        found, maps = cluster_stage(fit, fd, record, config, given=given)
+        clusters = compare_clusters(fd.op, maps.components, maps.weights, maps.labels)
+        _fill_nothing(maps, clusters)
         explorer = explorer_from_blocks(fd.op.map_rows, scan_shape=(sy, sx),
-                                        pattern_shape=(ky, kx), components=components) \
+                                        pattern_shape=(ky, kx), components=maps.components) \
             if config.report.explorer else None
     progress.event("maps", rel)
     orientation = None
     if phases is not None:
         with timer("index"):
-            orientation = index_analysis(components, maps.labels, maps.background, calibration,
+            orientation = index_analysis(maps.components, maps.labels, maps.background, calibration,
                                          record, config.index, data=arr, phases=phases,
                                          progress=progress)
     execution = {"mode": fd.mode, "blocks": fd.op.n_blocks,
                  "refine_seconds_per_iteration": timer.seconds["refine"] / max(fit.n_iter, 1),
                  "client": client_address(client)}
-    return Analysis(k=k, components=components, weights=weights, labels=maps.labels,
-                    ratio=maps.ratio, partner=maps.partner, thresholds=maps.thresholds,
-                    masks=maps.masks, background=maps.background, sweep=sweep,
-                    selection=selection, clusters=clusters, config=config,
+    return Analysis(k=maps.k, components=maps.components, weights=maps.weights,
+                    labels=maps.labels, ratio=maps.ratio, partner=maps.partner,
+                    thresholds=maps.thresholds, masks=maps.masks, background=maps.background,
+                    sweep=sweep, selection=selection, clusters=clusters, config=config,
+                    decision=decision, maps=maps, rank=k,
+                    nmf=fit,
                     preprocessing=record, timings=timer.seconds, n_iter=fit.n_iter,
                     converged=fit.converged, relative_error=rel,
                     mean_pattern=fd.mean_pattern, virtual_image=fd.virtual_image,
                     execution=execution, calibration=calibration, explorer=explorer,
                     orientation=orientation, artifacts=artifacts)
+
+
+def _fill_nothing(maps: ClusterMaps, clusters: dict) -> None:
+    """The pattern of "nothing significant" is the mean of its positions' data."""
+    if "nothing" in maps.kinds:
+        i = maps.kinds.index("nothing")
+        p = np.clip(clusters["raw_mean"][i].astype(np.float64), 0, None)
+        maps.components[i] = (p / max(float(p.sum()), 1e-300)).astype(np.float32)
 
 
 def _noise(record: dict):

@@ -131,7 +131,11 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
             if a.preprocessing.get(key) is not None:
                 d.attrs[key] = json.dumps(a.preprocessing[key], default=json_default)
         f.create_dataset("weights", data=a.weights.astype(np.float32))
-        f.create_dataset("labels", data=a.labels.astype(np.int32))
+        m = a.maps
+        argmax = a.labels if m is None else m.argmax_labels
+        f.create_dataset("labels", data=argmax.astype(np.int32))
+        if m is not None:
+            _write_cluster_maps(f, a)
         ov = f.create_group("overlap")
         ov.create_dataset("ratio", data=a.ratio.astype(np.float32))
         ov.create_dataset("thresholds", data=np.asarray(a.thresholds, np.float32))
@@ -200,6 +204,44 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
             eg = f.create_group("execution")
             for key, val in exe.items():
                 eg.attrs[key] = "" if val is None else val
+
+
+def _write_cluster_maps(f: h5py.File, a) -> None:
+    """nmf4d's cluster map, the clusters' kinds and members, the NMF fit behind them and
+    the decision (extensions of the contract, documented in the README)."""
+    m = a.maps
+    f.attrs["rank"] = int(a.rank)
+    f.attrs["background_kinds"] = json.dumps({str(i): m.kinds[i] for i in m.background})
+    g = f.create_group("maps")
+    g.create_dataset("labels", data=m.labels.astype(np.int32))
+    g.create_dataset("background_fraction", data=m.background_fraction.astype(np.float32))
+    g.attrs["kinds"] = json.dumps(m.kinds)
+    g.attrs["members"] = json.dumps(m.members)
+    if a.nmf is not None:
+        sy, sx = m.labels.shape
+        nm = f.create_group("nmf")
+        nm.create_dataset("components", data=np.asarray(a.nmf.components, np.float32)
+                          .reshape((a.rank,) + tuple(a.components.shape[1:])))
+        nm.create_dataset("weights", data=np.asarray(a.nmf.weights, np.float32)
+                          .reshape(a.rank, sy, sx))
+        nm.attrs["rank"] = int(a.rank)
+    d = a.decision
+    if d is not None:
+        g = f.create_group("decision")
+        g.create_dataset("rank", data=d.ranks.astype(np.int32))
+        g.create_dataset("n_clusters", data=d.n_clusters.astype(np.int32))
+        g.attrs["k"] = int(d.k)
+        g.attrs["chosen_rank"] = int(d.rank)
+        g.attrs["considered"] = np.asarray(d.considered, np.int32)
+        g.attrs["explanation"] = d.explanation
+        g.attrs["per_rank"] = json.dumps({str(k): {
+            "n_clusters": int(fc.n_clusters), "background": [int(c) for c in fc.background],
+            "kinds": {str(c): v for c, v in fc.kinds.items()},
+            "merged": [[int(c) for c in grp] for grp in fc.merged],
+            "dropped": [int(c) for c in fc.dropped],
+            "reflections": [int(v) for v in fc.n_reflections],
+            "presence": [round(float(v), 4) for v in fc.presence]}
+            for k, fc in d.assessments.items()})
 
 
 def read_results(path) -> dict:

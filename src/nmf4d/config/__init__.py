@@ -79,7 +79,9 @@ FLAT = {
     "normalise": "preprocessing.normalise",
     "k_range": "sweep.k_range", "sweep": "sweep.method", "sweep_tol": "sweep.tol",
     "sweep_max_iter": "sweep.max_iter", "sweep_ortho": "sweep.ortho",
-    "k": "selection.k", "min_cluster": "selection.min_cluster",
+    "k": "selection.k", "rule": "selection.rule", "z_min": "selection.z_min",
+    "shared_min": "selection.shared_min", "ubiquity": "selection.ubiquity",
+    "min_cluster": "selection.min_cluster",
     "ssim_max": "selection.ssim_max", "corr_max": "selection.corr_max",
     "min_gain": "selection.min_gain",
     "weighting": "fit.weighting", "init": "fit.init", "max_iter": "fit.max_iter",
@@ -215,7 +217,8 @@ def config_from_record(params: dict) -> AnalysisConfig:
         raise ConfigError("parameters", params, "must be a dict")
     if isinstance(params.get("selection"), dict):
         return AnalysisConfig.from_dict(params)
-    flat: dict[str, Any] = {}
+    # nmf4d 0.1: its level-two rule, and no detector corrections
+    flat: dict[str, Any] = {"rule": "paper-iqa", "dark": "off", "centre": "off"}
     for key in ("k", "seed", "max_iter", "tol", "sweep_tol", "sweep_max_iter", "l1_weights",
                 "l1_components", "ortho", "sweep_ortho", "init", "weighting", "thresholds",
                 "memory", "device"):

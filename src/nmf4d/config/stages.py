@@ -167,23 +167,35 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class SelectionConfig:
-    """The number of components: ``k`` given, or ``"auto"`` (decision levels one and two),
-    and the thresholds of the level-two rule (:mod:`nmf4d.select_k`).
+    """The number of components: ``k`` given, or ``"auto"``, and the decision's settings.
+
+    ``rule="clusters"`` (default, :mod:`nmf4d.decision`) counts the distinct patterns
+    (crystal clusters, backgrounds, "nothing significant") of every fit of level one and
+    takes their median from the knee up; ``rule="paper-iqa"`` is nmf4d 0.1's level two
+    (:mod:`nmf4d.select_k`), whose IQA evidence is recorded in both cases.
 
     Attributes
     ----------
     k : "auto" or int
+    rule : {"clusters", "paper-iqa"}
+    z_min : float
+        A weight is significant at this many standard errors (noise model of the data).
+    shared_min : float
+        Components sharing at least this share of their reflection intensity are one
+        orientation.
+    ubiquity : float
+        A component significant at this share of the positions is a background.
     min_cluster : int, optional
-        Fewest positions a component must dominate; default max(3, 0.2 % of them).
-    ssim_max : float
-        Two component patterns with SSIM at least this are near-identical.
-    corr_max : float
-        Two weight maps correlating at least this much are duplicates.
-    min_gain : float
-        Smallest relative fall of the loss an extra component must bring.
+        Fewest positions a cluster must own; default max(3, 0.2 % of them).
+    ssim_max, corr_max, min_gain : float
+        Thresholds of the paper-iqa rule (see :mod:`nmf4d.select_k`).
     """
 
     k: int | str = "auto"
+    rule: str = "clusters"
+    z_min: float = 5.0
+    shared_min: float = 0.5
+    ubiquity: float = 0.9
     min_cluster: int | None = None
     ssim_max: float = 0.75
     corr_max: float = 0.5
@@ -194,13 +206,21 @@ class SelectionConfig:
             if isinstance(self.k, str):
                 raise ConfigError("selection.k", self.k, "must be 'auto' or an integer")
             _set(self, "k", _int("selection.k", self.k, lo=1))
+        _choice("selection.rule", self.rule, ("clusters", "paper-iqa"))
+        _set(self, "z_min", _number("selection.z_min", self.z_min, lo=0, strict=True))
+        _set(self, "shared_min", _number("selection.shared_min", self.shared_min, lo=0))
+        if self.shared_min > 1:
+            raise ConfigError("selection.shared_min", self.shared_min, "must be in [0, 1]")
+        _set(self, "ubiquity", _number("selection.ubiquity", self.ubiquity, lo=0, strict=True))
+        if self.ubiquity > 1:
+            raise ConfigError("selection.ubiquity", self.ubiquity, "must be in (0, 1]")
         _set(self, "min_cluster", _int("selection.min_cluster", self.min_cluster, lo=1, none=True))
         _set(self, "ssim_max", _number("selection.ssim_max", self.ssim_max))
         _set(self, "corr_max", _number("selection.corr_max", self.corr_max))
         _set(self, "min_gain", _number("selection.min_gain", self.min_gain, lo=0))
 
     def min_size(self, n_positions: int) -> int:
-        """Fewest positions a component must dominate among ``n_positions``."""
+        """Fewest positions a cluster must own among ``n_positions``."""
         if self.min_cluster is not None:
             return int(self.min_cluster)
         return max(3, int(round(0.002 * n_positions)))

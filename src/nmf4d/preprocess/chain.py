@@ -56,7 +56,8 @@ def _detector(data: Array, config) -> tuple[Array, dict, dict]:
     x = subtract_dark(data, offset)
     if sample is not None and offset is not None:
         sample = sample - np.asarray(offset, np.float32)
-        dark_rec["gain"], dark_rec["read_variance"] = noise_model(sample, yx)
+        dark_rec["gain"], dark_rec["read_variance"] = noise_model(
+            sample, yx, read_noise=dark_rec.get("read_noise"))
     dark_rec["negative_allowed"] = offset is not None       # read noise around 0
     plan = plan_descan(data.shape[:2], yx, sample, config.centre) if config.centre != "off" \
         else {"mode": "off", "applied": False, "reason": "not asked for"}

@@ -133,16 +133,19 @@ def check_dark(value: Any, field: str = "preprocessing.dark") -> Any:
     raise ConfigError(field, value, "must be off, auto, a number >= 0 or a .npy file")
 
 
-def noise_model(sample: np.ndarray, yx: np.ndarray) -> tuple[float, float]:
+def noise_model(sample: np.ndarray, yx: np.ndarray, read_noise: float | None = None
+                ) -> tuple[float, float]:
     """Gain and read-noise variance of the detector, from the data (photon transfer).
 
     For an integrating detector a pixel's variance is ``gain * mean + read_variance``
     (shot noise of the electrons times the gain, plus the read noise). Neighbouring scan
     positions along a row see (nearly) the same expected pattern, so half the mean squared
-    difference of their values estimates each pixel's noise variance; a straight line
-    through (mean, variance) over the pixels gives the gain (slope) and the read variance
-    (intercept), fitted by least squares after dropping the pixels above the 95th
-    percentile of the variance (boundaries between grains).
+    difference of their values estimates each pixel's noise variance. Pixels are grouped
+    by their mean (log-spaced groups); the median variance of each group (robust to the
+    pixels at grain boundaries) against the group's mean is fitted by a straight line:
+    slope = gain, intercept = read variance. With the read noise known from the dark
+    pixels, only the slope is fitted, on the groups at least twice as bright as the median
+    pixel (at darker pixels the mean is mostly the fixed-pattern remainder of the offset).
 
     Parameters
     ----------
@@ -150,6 +153,9 @@ def noise_model(sample: np.ndarray, yx: np.ndarray) -> tuple[float, float]:
         Offset-subtracted patterns at positions ``yx`` (rows of neighbouring positions,
         :func:`nmf4d.preprocess.descan.sample_positions`).
     yx : ndarray of shape (n, 2)
+    read_noise : float, optional
+        The read noise measured on the dark pixels (:func:`estimate_dark`): the line is
+        then fitted through that intercept, and only the gain is fitted.
 
     Returns
     -------
@@ -163,7 +169,23 @@ def noise_model(sample: np.ndarray, yx: np.ndarray) -> tuple[float, float]:
     d = x[pairs + 1] - x[pairs]
     var = 0.5 * np.mean(d * d, axis=0)
     mean = 0.5 * np.mean(x[pairs + 1] + x[pairs], axis=0)
-    keep = var <= np.quantile(var, 0.95)
-    A = np.stack([mean[keep], np.ones(int(keep.sum()))], axis=1)
-    (gain, read_var), *_ = np.linalg.lstsq(A, var[keep], rcond=None)
+    lo = max(float(np.quantile(mean, 0.01)), 1e-3)
+    edges = np.geomspace(lo, max(float(mean.max()), lo * 2), 33)
+    idx = np.digitize(mean, edges)
+    pts = [(np.median(mean[idx == i]), np.median(var[idx == i]))
+           for i in np.unique(idx) if (idx == i).sum() >= 20]
+    if len(pts) < 2:
+        return 1.0, 0.0
+    m, v = np.array(pts).T
+    if read_noise is not None:
+        # the gain from the pixels clearly brighter than the typical (dark) one: at the
+        # dark ones the "mean" is mostly the fixed-pattern remainder of the offset
+        read_var = float(read_noise) ** 2
+        bright = m >= 2 * max(float(np.median(mean)), 1e-12)
+        if bright.sum() >= 2:
+            m, v = m[bright], v[bright]
+        gain = float(np.sum((v - read_var) * m) / max(np.sum(m * m), 1e-300))
+        return max(gain, 0.0), read_var
+    A = np.stack([m, np.ones_like(m)], axis=1)
+    (gain, read_var), *_ = np.linalg.lstsq(A, v, rcond=None)
     return max(float(gain), 0.0), max(float(read_var), 0.0)

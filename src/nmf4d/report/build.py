@@ -26,6 +26,7 @@ from .explorer import explorer_note, explorer_payload, payload_json
 from .palette import cluster_colours, overlap_colours, text_colour
 from .png import encode_png
 from .orientation import orientation_context
+from .text import decision_context
 from .text import (METRICS, background_text, dataset_rows, extent_text, flatten, fmt,
                    json_attr, level_two, repeat_command, timing_rows)
 
@@ -120,7 +121,8 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
     attrs = r["attrs"]
     params = json_attr(attrs, "parameters", {}) or {}
     pre = json_attr(attrs, "preprocessing", {}) or {}
-    comps, weights, labels = r["components"], r["weights"], r["labels"]
+    comps, weights = r["components"], r["weights"]
+    labels = r.get("maps/labels", r["labels"])       # nmf4d's cluster map (else the paper's)
     k = int(attrs.get("k", comps.shape[0]))
     kk = comps.shape[0]
     bg = _background(attrs, r, kk)
@@ -236,6 +238,7 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
         "created": attrs.get("created", "—"), "version": attrs.get("nmf4d_version", "—"),
         "input": attrs.get("input", "—"), "out_dir": str(out_dir),
         "dataset_rows": dataset_rows(attrs, r), "sweep": sweep, "level2": level2,
+        "decision": decision_context(r),
         "background": bg, "background_text": background_text(
             bg, counts, labels.size, kinds if isinstance(kinds, dict) else None),
         "clusters": clusters, "overlap": overlap, "have_cmp": have_cmp,

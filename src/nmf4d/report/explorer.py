@@ -94,7 +94,7 @@ def explorer_payload(r: dict, *, colours: Sequence[str], background: Sequence[in
     ea = r.get("explorer@attrs", {})
     q = r["explorer/patterns"]
     weights = np.asarray(r["weights"], np.float32)
-    labels = np.asarray(r["labels"])
+    labels = np.asarray(r.get("maps/labels", r["labels"]))
     k, sy, sx = weights.shape
     b, step = int(ea.get("bin", 1)), int(ea.get("step", 1))
     off = int(ea.get("offset", grid_offset(step)))

@@ -208,3 +208,23 @@ def extent_text(shape, step, units: str) -> str:
     if not step:
         return f"{int(shape[0])} × {int(shape[1])} px"
     return f"{shape[0] * step[0]:.4g} × {shape[1] * step[1]:.4g} {units}"
+
+
+def decision_context(r: dict) -> dict | None:
+    """nmf4d's decision (results.h5 ``decision/``): clusters per rank and the verdict."""
+    if "decision/rank" not in r:
+        return None
+    a = r.get("decision@attrs", {})
+    per = json_attr(a, "per_rank", {}) or {}
+    considered = [int(v) for v in a.get("considered", [0, 0])]
+    rows = []
+    for rank, n in zip(r["decision/rank"], r["decision/n_clusters"]):
+        d = per.get(str(int(rank)), {})
+        rows.append({"rank": int(rank), "n": int(n), "used": int(rank) == int(a.get("chosen_rank", -1)),
+                     "considered": considered[0] <= int(rank) <= considered[1],
+                     "merged": "; ".join("+".join(map(str, g)) for g in d.get("merged", [])) or "—",
+                     "background": ", ".join(f"{c} ({d.get('kinds', {}).get(str(c), '')})"
+                                             for c in d.get("background", [])) or "—",
+                     "dropped": ", ".join(map(str, d.get("dropped", []))) or "—"})
+    return {"k": int(a.get("k", 0)), "rank": int(a.get("chosen_rank", 0)),
+            "explanation": str(a.get("explanation", "")), "rows": rows}

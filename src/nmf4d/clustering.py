@@ -1,0 +1,330 @@
+"""From NMF components to clusters: distinct patterns, backgrounds, and what is left out.
+
+NMF's rank is not the number of distinct patterns of a scan: orientation gradients,
+thickness and a support film add real rank, so beyond the number of distinct patterns NMF
+splits one orientation into variants, splits the direct beam off into a component of its
+own, or fits noise. :func:`assess_fit` turns one fit into clusters:
+
+1. **Reflections** of every component (:func:`reflections`): the component's pattern
+   outside the direct-beam disc, minus its azimuthal average (what a ring or a flat level
+   explains), lightly smoothed; its local maxima that stand above five times its own
+   noise (median absolute deviation) and a tenth of its strongest maximum.
+2. **Significance** of every weight (:func:`weight_z`): a weight over its standard error
+   under the detector's noise (Poisson counts, or gain times counts plus read noise,
+   :mod:`nmf4d.preprocess.dark`), with the pattern's expected intensity approximated by
+   the position's total times the mean pattern (the model of the Poisson weighting).
+3. **Backgrounds**: components significant at nearly every position (the direct beam, a
+   film, an offset), and components with no reflection of their own (diffuse).
+4. **One orientation, one cluster**: components that share at least half of their
+   reflection intensity beyond chance (reflections within 2.5 px of each other; chance
+   coincidences of randomly placed reflections discounted, as Cohen's kappa does) are
+   merged when those reflections are of comparable strength (within a factor of 4: a
+   component that leaks faint copies of another's reflections, like a beam component,
+   is no variant of it); they are variants of one orientation (gradient, thickness),
+   since distinct orientations share few reflections.
+5. **Labels**: each position belongs to its largest *significant* crystal cluster, else
+   to its largest background, else to "nothing significant" (a region without signal).
+   Clusters that own fewer than ``max(3, 0.2 %)`` of the positions are dropped (their
+   positions relabelled): they fit noise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .background import radial_average
+from .beam import beam_peak, direct_beam_region
+
+#: A weight is significant at this many standard errors.
+Z_MIN = 5.0
+#: Reflections: maxima above this many noise sigmas of the pattern ...
+SPOT_Z = 5.0
+#: ... and above this share of its strongest maximum.
+SPOT_REL = 0.1
+#: Two reflections within this many pixels are the same reflection.
+SPOT_TOL_PX = 2.5
+#: Components sharing at least this share of their reflection intensity are merged ...
+SHARED_MIN = 0.5
+#: ... when their shared reflections are of comparable strength (within a factor 4): a
+#: component that merely leaks faint copies of another's reflections is not a variant.
+STRENGTH_MIN = 0.25
+#: A component significant at this share of the positions or more is a background.
+UBIQUITY = 0.9
+
+
+@dataclass
+class Reflections:
+    """The reflections of one pattern: ``positions`` (m, 2) (row, col), ``intensity`` (m,)."""
+
+    positions: np.ndarray
+    intensity: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.intensity)
+
+
+def reflections(pattern: np.ndarray, beam_mask: np.ndarray, centre, *, z: float = SPOT_Z,
+                rel: float = SPOT_REL) -> Reflections:
+    """The reflections of a pattern (see the module docstring, step 1).
+
+    Parameters
+    ----------
+    pattern : ndarray of shape (ky, kx)
+    beam_mask : ndarray of bool, shape (ky, kx)
+        The direct-beam disc (left out).
+    centre : (float, float)
+        Centre of the azimuthal average (the beam).
+    """
+    p = np.where(beam_mask, 0.0, np.asarray(pattern, np.float64))
+    r = np.clip(p - radial_average(p, centre, beam_mask), 0, None)
+    r = ndimage.gaussian_filter(r, 1.0)
+    vals = r[~beam_mask]
+    if vals.size == 0 or not np.any(vals > 0):
+        return Reflections(np.zeros((0, 2), int), np.zeros(0))
+    med = float(np.median(vals))
+    noise = 1.4826 * float(np.median(np.abs(vals - med)))
+    peaks = (r == ndimage.maximum_filter(r, size=5)) & ~beam_mask & \
+        (r >= max(z * noise + med, rel * float(r.max()))) & (r > 0)
+    yy, xx = np.nonzero(peaks)
+    return Reflections(np.stack([yy, xx], axis=1), r[yy, xx])
+
+
+def shared_reflections(a: Reflections, b: Reflections, *, tol: float = SPOT_TOL_PX,
+                       area: float | None = None) -> float:
+    """How far two patterns share their reflections, beyond chance.
+
+    For each pattern, the share of its reflection intensity that the other has a
+    reflection for (within ``tol`` pixels), corrected for the share expected by chance
+    when the other's reflections were scattered at random over ``area`` pixels
+    (``1 - exp(-n_other pi tol^2 / area)``), as Cohen's kappa corrects agreement:
+    ``(share - chance) / (1 - chance)``. Returns the smaller of the two (0 when either
+    pattern has no reflection). On a small detector with dense spot lattices, chance
+    coincidences are frequent; on sparse patterns the correction is negligible.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    dist = np.linalg.norm(a.positions[:, None, :] - b.positions[None, :, :], axis=2)
+    fa = a.intensity[dist.min(axis=1) <= tol].sum() / a.intensity.sum()
+    fb = b.intensity[dist.min(axis=0) <= tol].sum() / b.intensity.sum()
+    if area:
+        ca = 1 - np.exp(-len(b) * np.pi * tol ** 2 / area)
+        cb = 1 - np.exp(-len(a) * np.pi * tol ** 2 / area)
+        fa = (fa - ca) / max(1 - ca, 1e-12)
+        fb = (fb - cb) / max(1 - cb, 1e-12)
+    return float(np.clip(min(fa, fb), 0.0, 1.0))
+
+
+def own_share(a: Reflections, others: list, *, tol: float = SPOT_TOL_PX) -> float:
+    """Share of a pattern's reflection intensity that no other pattern has (within
+    ``tol`` pixels): 1 for a crystal's own reflections, near 0 for a beam component whose
+    few "reflections" leaked from the crystals."""
+    if len(a) == 0:
+        return 0.0
+    pos = [o.positions for o in others if len(o)]
+    if not pos:
+        return 1.0
+    dist = np.linalg.norm(a.positions[:, None, :] - np.concatenate(pos)[None, :, :],
+                          axis=2).min(axis=1)
+    return float(a.intensity[dist > tol].sum() / a.intensity.sum())
+
+
+def weight_z(weights: np.ndarray, components: np.ndarray, row_sums: np.ndarray,
+             col_means: np.ndarray, *, gain: float = 1.0, read_variance: float = 0.0
+             ) -> np.ndarray:
+    """Each weight over its standard error (see the module docstring, step 2).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k, n)
+    components : ndarray of shape (k, p), each summing to 1
+    row_sums : ndarray of shape (n,)
+        Total intensity of each position.
+    col_means : ndarray of shape (p,)
+        Mean pattern.
+    gain, read_variance : float
+        Noise model: variance = gain * mean + read_variance (1 and 0 for counts).
+
+    Returns
+    -------
+    ndarray of shape (k, n)
+    """
+    W = np.asarray(weights, np.float64)
+    H2 = np.asarray(components, np.float64) ** 2
+    u = np.asarray(col_means, np.float64)
+    u = u / max(float(u.sum()), 1e-300)
+    u = np.maximum(u, 1e-6 * max(float(u.max()), 1e-300))
+    T = np.maximum(np.asarray(row_sums, np.float64), 1e-12)
+    if read_variance <= 0:
+        kappa = (H2 / u[None, :]).sum(axis=1)
+        return W * np.sqrt(kappa[:, None] / (max(gain, 1e-12) * T[None, :]))
+    # Fisher information sum_p H^2 / (gain T u_p + read_variance): tabulated on a grid of T
+    grid = np.geomspace(T.min(), T.max() * 1.0001 + 1e-12, 48)
+    info = np.stack([(H2 / (gain * t * u[None, :] + read_variance)).sum(axis=1)
+                     for t in grid], axis=1)
+    lg, lt = np.log(grid), np.log(T)
+    return np.stack([W[c] * np.sqrt(np.interp(lt, lg, info[c])) for c in range(W.shape[0])])
+
+
+@dataclass
+class FitClusters:
+    """What :func:`assess_fit` found in one fit.
+
+    Attributes
+    ----------
+    rank : int
+        Components of the fit.
+    n_clusters : int
+        Distinct patterns: crystal clusters, backgrounds and "nothing significant" that
+        own at least ``min_size`` positions.
+    labels : ndarray of shape (n,), int
+        Cluster of every position: ``cluster_of`` maps components to clusters; label
+        ``rank`` is "nothing significant".
+    cluster_of : ndarray of shape (rank + 1,), int
+        Cluster (a representative component index; ``rank`` for "nothing significant")
+        of every component; -1 for dropped components.
+    background : list of int
+        Background components.
+    kinds : dict int -> str
+        Why each background is one: "ubiquitous" or "diffuse".
+    n_reflections : ndarray of shape (rank,)
+    shared : ndarray of shape (rank, rank)
+        Shared reflection intensity between components.
+    presence : ndarray of shape (rank,)
+        Share of positions where each component is significant.
+    dropped : list of int
+        Components whose cluster owned too few positions.
+    merged : list of list of int
+        Components merged into one cluster (groups of two or more).
+    """
+
+    rank: int
+    n_clusters: int
+    labels: np.ndarray
+    cluster_of: np.ndarray
+    background: list
+    kinds: dict
+    n_reflections: np.ndarray
+    shared: np.ndarray
+    presence: np.ndarray
+    dropped: list = field(default_factory=list)
+    merged: list = field(default_factory=list)
+
+    @property
+    def clusters(self) -> list[int]:
+        """The clusters that own positions (representative indices), sorted."""
+        return sorted(set(int(v) for v in np.unique(self.labels)))
+
+
+def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, row_sums,
+               col_means, gain: float = 1.0, read_variance: float = 0.0, z_min: float = Z_MIN,
+               shared_min: float = SHARED_MIN, ubiquity: float = UBIQUITY,
+               min_size: int = 3, keep_all: bool = False) -> FitClusters:
+    """Clusters of one fit (see the module docstring).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k, n)
+        In intensity units.
+    components : ndarray of shape (k, p), each summing to 1
+    pattern_shape : (int, int)
+    row_sums, col_means : ndarray of shape (n,) and (p,)
+        Of the data that was fitted (input units).
+    gain, read_variance : float
+        The detector's noise model.
+    z_min, shared_min, ubiquity : float
+    min_size : int
+        Fewest positions a cluster must own.
+    keep_all : bool
+        One cluster per component (a given k): nothing merged or dropped, no "nothing
+        significant" label; backgrounds are still found and labels still background-aware.
+    """
+    W = np.asarray(weights, np.float64)
+    k, n = W.shape
+    H = np.asarray(components, np.float64).reshape(k, *pattern_shape)
+    mean = H.mean(axis=0)
+    mask = direct_beam_region(mean)
+    centre, _ = beam_peak(mean)
+    refl = [reflections(H[c], mask, centre) for c in range(k)]
+    sig = weight_z(W, H.reshape(k, -1), row_sums, col_means, gain=gain,
+                   read_variance=read_variance) >= z_min
+    presence = sig.mean(axis=1)
+    kinds = {c: "ubiquitous" for c in range(k) if presence[c] >= ubiquity}
+    kinds.update({c: "diffuse" for c in range(k) if len(refl[c]) == 0 and c not in kinds})
+    background = sorted(kinds)
+    crystal = np.array([c not in kinds for c in range(k)])
+    shared = np.zeros((k, k))
+    parent = list(range(k + 1))
+
+    def find(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+    for i in range(k):
+        for j in range(i + 1, k):
+            if crystal[i] and crystal[j]:
+                shared[i, j] = shared[j, i] = shared_reflections(
+                    refl[i], refl[j], area=float((~mask).sum()))
+    alive = np.ones(k, bool)
+    labels = _labels(W, sig, crystal, alive, k, nothing=not keep_all)
+    dropped = []
+    for _ in range(0 if keep_all else k):   # drop the component owning fewest, relabel
+        counts = np.bincount(labels, minlength=k + 1)
+        small = [c for c in range(k) if alive[c] and counts[c] < min_size]
+        if not small:
+            break
+        c = small[int(np.argmin(counts[small]))]
+        alive[c] = False
+        dropped.append(c)
+        labels = _labels(W, sig, crystal, alive, k)
+    for i in range(k):
+        for j in range(i + 1, k):
+            if not keep_all and alive[i] and alive[j] and shared[i, j] >= shared_min and \
+                    reflection_strength(refl[i], refl[j]) >= STRENGTH_MIN:
+                parent[find(j)] = find(i)
+    cluster_of = np.array([find(c) if c == k or alive[c] else -1 for c in range(k + 1)])
+    labels = cluster_of[labels]
+    sizes = {int(v): int(c) for v, c in zip(*np.unique(labels, return_counts=True))}
+    if sizes.get(k, min_size) < min_size:       # too few "nothing significant" positions
+        rest = labels == k
+        labels[rest] = cluster_of[np.argmax(np.where(alive[:, None], W[:, rest], -np.inf), 0)]
+    groups: dict[int, list[int]] = {}
+    for c in range(k):
+        if alive[c]:
+            groups.setdefault(int(cluster_of[c]), []).append(c)
+    return FitClusters(rank=k, n_clusters=len(np.unique(labels)), labels=labels,
+                       cluster_of=cluster_of, background=background, kinds=kinds,
+                       n_reflections=np.array([len(r) for r in refl]), shared=shared,
+                       presence=presence, dropped=dropped,
+                       merged=[g for g in groups.values() if len(g) > 1])
+
+
+def _labels(W, sig, crystal, alive, k, nothing: bool = True):
+    """Largest significant crystal, else largest background, else k ("nothing"; the
+    largest weight when ``nothing`` is False)."""
+    cr = crystal & alive
+    Wc = np.where(cr[:, None] & sig, W, -np.inf)
+    lab = np.argmax(Wc, axis=0)
+    has = np.isfinite(Wc.max(axis=0))
+    bg = ~crystal & alive
+    if bg.any():
+        lab = np.where(has, lab, np.argmax(np.where(bg[:, None], W, -np.inf), axis=0))
+        has = has | (sig & bg[:, None]).any(axis=0)
+    if not nothing:
+        return np.where(has, lab, np.argmax(np.where(alive[:, None], W, -np.inf), axis=0))
+    return np.where(has, lab, k)
+
+
+def reflection_strength(a: Reflections, b: Reflections, *, tol: float = SPOT_TOL_PX) -> float:
+    """Median, over the reflections the two patterns share, of the fainter one's
+    intensity over the brighter one's (patterns of unit sum); 0 when none is shared."""
+    if len(a) == 0 or len(b) == 0:
+        return 0.0
+    dist = np.linalg.norm(a.positions[:, None, :] - b.positions[None, :, :], axis=2)
+    j = dist.argmin(axis=1)
+    near = dist[np.arange(len(a)), j] <= tol
+    if not near.any():
+        return 0.0
+    ia, ib = a.intensity[near], b.intensity[j[near]]
+    return float(np.median(np.minimum(ia, ib) / np.maximum(np.maximum(ia, ib), 1e-300)))

@@ -1,0 +1,138 @@
+"""nmf4d's decision: how many distinct patterns a scan holds, and at which NMF rank.
+
+Beyond the number of distinct patterns, a larger NMF rank does not add clusters: the
+extra components split an orientation into variants (merged back), split the direct beam
+or a film off (backgrounds), or fit noise (they own no positions and are dropped) — see
+:mod:`nmf4d.clustering`. So the number of clusters of the fit at rank k, ``N(k)``, grows
+with k up to the number of distinct patterns and then stays there, up and down by one
+where a noise component survives or an orientation is missed at one rank.
+
+The decision takes every fit of level one (:mod:`nmf4d.sweep`), counts its clusters, and
+reports the median of ``N(k)`` over the ranks from the knee of the loss curve up to the
+top of the range (the ranks where the loss has stopped falling steeply, so the fits have
+had the chance to describe every pattern): the typical number of distinct patterns once
+the rank suffices. The NMF rank used for the maps is the smallest of those ranks whose
+fit has that many clusters. The paper's level two (IQA matrices, :mod:`nmf4d.select_k`)
+stays in the results and the report as the paper's evidence.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .clustering import FitClusters, assess_fit
+
+if TYPE_CHECKING:
+    from .config import SelectionConfig
+    from .prepare import FittingData
+    from .sweep import SweepResult
+
+
+@dataclass
+class Decision:
+    """Outcome of :func:`decide`.
+
+    Attributes
+    ----------
+    k : int
+        Distinct patterns (clusters) reported.
+    rank : int
+        The NMF rank whose fit gives the maps.
+    ranks : ndarray of shape (m,)
+        The ranks assessed (level one's k).
+    n_clusters : ndarray of shape (m,)
+        Clusters of the fit at each rank.
+    considered : (int, int)
+        Ranks whose median is ``k``.
+    assessments : dict int -> FitClusters
+    explanation : str
+    """
+
+    k: int
+    rank: int
+    ranks: np.ndarray
+    n_clusters: np.ndarray
+    considered: tuple
+    assessments: dict = field(repr=False, default_factory=dict)
+    explanation: str = ""
+
+
+def noise_model(record: dict) -> tuple[float, float]:
+    """(gain, read variance) measured by the dark step, else counts (1, 0)."""
+    d = (record or {}).get("dark") or {}
+    if d.get("read_variance"):
+        return float(d.get("gain", 1.0)), float(d["read_variance"])
+    return 1.0, 0.0
+
+
+def assess(fit, data: "FittingData", record: dict, config: "SelectionConfig", *,
+           keep_all: bool = False) -> FitClusters:
+    """The clusters of one fit (weights (k, n), components (k, p), input units);
+    ``keep_all``: one cluster per component (a given k)."""
+    n = data.scan_shape[0] * data.scan_shape[1]
+    gain, read_var = noise_model(record)
+    return assess_fit(fit.weights, fit.components, data.pattern_shape,
+                      row_sums=data.stats["row_sums"], col_means=data.stats["col_sums"] / n,
+                      gain=gain, read_variance=read_var, z_min=config.z_min,
+                      shared_min=config.shared_min, ubiquity=config.ubiquity,
+                      min_size=config.min_size(n), keep_all=keep_all)
+
+
+def decide(sweep: "SweepResult", data: "FittingData", record: dict,
+           config: "SelectionConfig") -> Decision:
+    """The number of distinct patterns from the fits of a sweep (module docstring)."""
+    ranks = [int(k) for k in sweep.k]
+    found = {k: assess(sweep.fits[k], data, record, config) for k in ranks}
+    counts = np.array([found[k].n_clusters for k in ranks])
+    lo = min(max(int(sweep.knee), ranks[0]), ranks[-1])
+    upper = [found[k].n_clusters for k in ranks if k >= lo]
+    k_star = int(sorted(upper)[(len(upper) - 1) // 2])          # the lower median
+    at = [k for k in ranks if k >= lo and found[k].n_clusters == k_star]
+    rank = at[0] if at else min((k for k in ranks if k >= lo),
+                                key=lambda k: (abs(found[k].n_clusters - k_star), k))
+    f = found[rank]
+    parts = [f"the fits of rank {lo}..{ranks[-1]} (from the knee of the loss up) hold "
+             f"{_spread(upper)} distinct patterns; their median, {k_star}, is reported, "
+             f"with the maps of the rank-{rank} fit"]
+    if f.merged:
+        parts.append("components " + "; ".join("+".join(map(str, g)) for g in f.merged)
+                     + " share their reflections and are one orientation each")
+    if f.background:
+        parts.append("background components: " + ", ".join(
+            f"{c} ({f.kinds[c]})" for c in f.background))
+    if f.dropped:
+        parts.append("components " + ", ".join(map(str, f.dropped)) + " own too few "
+                     "positions (noise) and were dropped")
+    return Decision(k=k_star, rank=rank, ranks=np.array(ranks), n_clusters=counts,
+                    considered=(lo, ranks[-1]), assessments=found,
+                    explanation="; ".join(parts))
+
+
+def _spread(values) -> str:
+    lo, hi = min(values), max(values)
+    return str(lo) if lo == hi else f"{lo} to {hi}"
+
+
+def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
+                 config: "SelectionConfig"):
+    """The select stage: the paper's level two (its IQA evidence, always) and nmf4d's
+    decision (``rule="clusters"``). Returns ``(selection, decision or None, rank)``."""
+    from .select_k import select
+
+    selection = select(sweep, data, config)
+    if config.rule != "clusters":
+        return selection, None, selection.k
+    decision = decide(sweep, data, record, config)
+    return selection, decision, decision.rank
+
+
+def cluster_stage(fit, data: "FittingData", record: dict, config, *, given: bool):
+    """The maps of the final fit per cluster (:func:`nmf4d.maps.cluster_maps`); a given
+    k keeps one cluster per component."""
+    from .maps import cluster_maps
+
+    found = assess(fit, data, record, config.selection, keep_all=given)
+    return found, cluster_maps(fit.weights, fit.components, found, data.scan_shape,
+                               data.pattern_shape, config.maps)
