@@ -1,7 +1,8 @@
 """The loading stage: the preprocessed data as a matrix in its fitting space.
 
-:func:`load` decides where the data lives for the budget (in memory, streamed from its
-file, or on a dask cluster), makes the statistics pass (which checks every value), and
+:func:`load` decides where the data lives for the budget (in memory, integer counts in
+their own dtype; streamed from its file; or on a dask cluster), makes the statistics pass
+(which checks every value; in memory it is made while the data is read), and
 returns a :class:`FittingData`: the data operator in input units, the operator NMF fits
 (Poisson-weighted on the fly or as a copy, or the same data), and the conversions of a fit
 between the two spaces. No other stage touches the weighting scales.
@@ -16,15 +17,18 @@ from .arrays import Array, raise_bad_values
 from .errors import InputError
 from .execution import (
     DaskSource,
-    NumpySource,
     Progress,
+    aligned_rows,
     block_rows,
-    compute_with_bar,
+    format_bytes,
+    held_dtype,
     parse_memory,
+    read_into,
     usable_cores,
 )
-from .nmf import BlockOperator, InMemoryOperator, NMFResult, apply_scales, rescale, \
-    scales_from_sums, unscale
+from .nmf import BlockOperator, InMemoryOperator, NMFResult, apply_scales, combine_stats, \
+    rescale, scales_from_sums, unscale
+from .nmf import kernels as K
 
 
 @dataclass
@@ -101,15 +105,26 @@ class FittingData:
         return self.stats["row_sums"].reshape(self.scan_shape)
 
 
+#: Bytes per block read while loading data into memory (whole storage chunks of rows).
+LOAD_BLOCK_BYTES = 128 * 2**20
+
+
 def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
          progress: Progress | None = None) -> FittingData:
     """The preprocessed data as a :class:`FittingData`, for the budget and executor.
 
-    Data that fits half the memory budget is read into memory (its Poisson-weighted copy
-    too when both fit the budget; otherwise the weights are applied on the fly); larger
-    lazy data stays a chunked dask array streamed block by block; with a
-    ``dask.distributed`` client the blocks are computed on the cluster (persisted there
-    when the data fits the budget). Every value is checked in the statistics pass.
+    Integer counts (uint8/16/32, as detectors write them) are held in their own dtype and
+    each block is converted to float32 as it is used; other data is held as float32. The
+    data is read into memory when it fits half the memory budget (a lazy array is read
+    block by block into one matrix, its statistics made on each block as it arrives);
+    larger lazy data stays a chunked dask array streamed block by block, in blocks of
+    whole storage chunks; with a ``dask.distributed`` client the blocks are computed on
+    the cluster (persisted there when the data fits the budget). Every value is checked
+    in the statistics pass. Poisson weights are applied on the fly, except that float
+    data in memory gets a weighted float32 copy when both fit the budget (as before; for
+    counts the copy would be 2-4 times their size, for passes at most ~15 % faster:
+    the products apply the weights to their small operands). The choice and its
+    reason are told as the progress event ``"load"`` and kept in ``FittingData.extras``.
 
     Parameters
     ----------
@@ -128,34 +143,60 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     budget = parse_memory(memory)
     sy, sx, ky, kx = arr.shape
     n, p = sy * sx, ky * kx
-    nbytes = n * p * 4
+    dtype = held_dtype(arr.dtype)
+    nbytes = n * p * dtype.itemsize
+    size = f"{format_bytes(nbytes)} as {dtype}"
     lazy = not isinstance(arr, np.ndarray)
+    st = None
     if client is not None:
         import dask.array as da
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         # at least two blocks per worker, so every worker computes
-        rows = max(1, min(block_rows(p, budget, n_workers=n_workers) // sx,
+        rows = max(1, min(block_rows(p, budget, n_workers=n_workers,
+                                     itemsize=dtype.itemsize) // sx,
                           -(-sy // (2 * n_workers))))
         x4 = arr if lazy else da.from_array(arr, chunks=(rows, sx, ky, kx))
-        x = x4.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
-        if nbytes <= budget:
+        x = x4.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(n, p)
+        kept = nbytes <= budget
+        if kept:
             x = client.persist(x)
         op = BlockOperator(DaskSource(x, client=client, progress=progress))
         mode = "distributed"
+        reason = (f"{size} on a dask.distributed cluster of {n_workers} worker(s), "
+                  + ("persisted in their memory (fits the budget of "
+                     f"{format_bytes(budget)})" if kept else
+                     f"read from the input in every pass (exceeds the budget of "
+                     f"{format_bytes(budget)})"))
     elif lazy and nbytes > budget // 2:
         workers = max(1, min(usable_cores(), 4))
-        rows = max(1, block_rows(p, budget, n_workers=workers) // sx)
-        x = arr.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
+        target = block_rows(p, budget, n_workers=workers, itemsize=dtype.itemsize) // sx
+        rows = min(sy, aligned_rows(target, arr.chunks[0][0]))
+        x = arr.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(n, p)
         op = BlockOperator(DaskSource(x, scheduler="threads", num_workers=workers,
                                       progress=progress))
         mode = "stream"
+        reason = (f"{size} exceeds half the memory budget of {format_bytes(budget)}: "
+                  f"streamed from the input, {op.n_blocks} blocks of {rows * sx} patterns "
+                  f"per pass on {workers} threads")
     else:
-        x4 = compute_with_bar(arr, progress) if lazy else arr
-        X = np.ascontiguousarray(np.asarray(x4, dtype=np.float32).reshape(n, p))
+        if lazy:
+            X = np.empty((n, p), dtype=dtype)
+            target = max(1, LOAD_BLOCK_BYTES // (sx * p * dtype.itemsize))
+            rows = min(sy, aligned_rows(target, arr.chunks[0][0]))
+            x = arr.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(n, p)
+            with progress.counting("load + check + statistics", len(x.chunks[0])):
+                st = combine_stats(read_into(x, X, K.stats, num_workers=usable_cores(),
+                                             progress=progress))
+        else:
+            X = np.ascontiguousarray(np.asarray(arr, dtype=dtype).reshape(n, p))
         op = InMemoryOperator(X, progress=progress)
         mode = "memory"
-    with progress.counting("check + statistics", op.n_blocks):
-        st = op.stats()
+        reason = f"{size} fits half the memory budget of {format_bytes(budget)}: in memory"
+    if st is None:
+        with progress.counting("check + statistics", op.n_blocks):
+            st = op.stats()
+    else:
+        op.set_stats(st)
     _raise_bad_values(st, (sy, sx))
     if st["sq"] == 0.0:
         raise InputError("data contains only zeros after preprocessing: nothing to factorise")
@@ -163,14 +204,23 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     fit_op = op
     if weighting != "none":
         scales = scales_from_sums(st["row_sums"], st["col_sums"] / n)
-        if mode == "memory" and 2 * nbytes <= budget:
+        copy = n * p * 4
+        if mode == "memory" and dtype.kind == "f" and nbytes + copy <= budget:
             fit_op = InMemoryOperator(apply_scales(op.X, *scales), progress=progress)
+            reason += f"; Poisson-weighted float32 copy held ({format_bytes(copy)})"
         else:
             fit_op = BlockOperator(op.source, scales=scales)
+            reason += "; Poisson weights applied on the fly"
             if mode == "memory":
                 mode = "memory (weighting on the fly)"
+                reason += (" (for counts: a float32 copy would take "
+                           f"{format_bytes(copy)} more for passes barely faster)"
+                           if dtype.kind != "f" else
+                           f" (a float32 copy of {format_bytes(copy)} exceeds the budget)")
+    progress.event("load", f"{mode}: {reason}")
     return FittingData(op=op, fit_op=fit_op, scales=scales, scan_shape=(sy, sx),
-                       pattern_shape=(ky, kx), stats=st, mode=mode)
+                       pattern_shape=(ky, kx), stats=st, mode=mode,
+                       extras={"reason": reason, "dtype": str(dtype)})
 
 
 def _as_float_matrix(X) -> np.ndarray:

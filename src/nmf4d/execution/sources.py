@@ -219,6 +219,43 @@ def _task_counter(hook, keys=None):
     return Counter()
 
 
+class _Into:
+    """``kernel(block, start)`` after copying the block into ``out[start:start + m]``."""
+
+    def __init__(self, out: np.ndarray, kernel: Callable):
+        self.out = out
+        self.kernel = kernel
+
+    def __call__(self, block, start):
+        block = np.asarray(block)
+        self.out[start:start + block.shape[0]] = block
+        return self.kernel(block, start)
+
+
+def read_into(x, out: np.ndarray, kernel: Callable, *, num_workers: int | None = None,
+              progress: Progress | None = None) -> list:
+    """Read a lazy matrix into memory block by block, running a kernel on each block.
+
+    Parameters
+    ----------
+    x : dask array of shape (n, p), chunked along rows
+    out : ndarray of shape (n, p)
+        Filled in place (blocks are copied into it as they are read: the threaded
+        scheduler shares this process's memory, so no second copy of the data is made).
+    kernel : callable
+        ``kernel(block, start)`` on each block while it is in cache (e.g. the statistics).
+    num_workers : int, optional
+        Threads reading (and decompressing) blocks in parallel, BLAS single-threaded.
+
+    Returns
+    -------
+    list
+        ``kernel``'s results in block order.
+    """
+    src = DaskSource(x, scheduler="threads", num_workers=num_workers, progress=progress)
+    return src.map(_Into(out, kernel), [(s,) for s, _ in src.blocks])
+
+
 def compute_with_bar(arr, progress: Progress, desc: str = "load"):
     """Compute a dask array, one bar step per finished task."""
     import dask
