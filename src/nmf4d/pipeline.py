@@ -26,16 +26,16 @@ import numpy as np
 
 from .arrays import validate_4d
 from .calibration import Calibration, resolve
-from .clusters import compare_clusters
+from .clusters import compare_clusters, representatives
 from .config import AnalysisConfig, resolve_k
 from .errors import InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
-from .explorer_data import explorer_from_blocks
+from .explorer_data import explorer_plan
 from .inputs import as_input
 from .maps import Maps, make_maps
 from .prepare import load
 from .preprocess import preprocess
-from .refine import refine, relative_error
+from .refine import refine
 from .select_k import Selection, select
 from .sweep import SweepResult, loss_sweep
 
@@ -155,10 +155,10 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
         arr, record, artifacts = _prepare_input(inp.array, config, progress)
     sy, sx, ky, kx = arr.shape
     k, k_range = resolve_k(config, sy * sx, ky * kx)
+    progress.event("preprocess", record)
     with timer("load"):
         fd = load(arr, weighting=config.fit.weighting, memory=config.execution.memory,
                   client=client, progress=progress)
-    progress.event("preprocess", record)
     sweep = selection = None
     if k == "auto":
         with timer("sweep"):
@@ -173,19 +173,16 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,
                      progress=progress)
     progress.event("refine", fit)
-    with timer("maps"), progress.counting("maps + cluster means", None):
-        rel = relative_error(fd, fit)
+    with timer("maps"), progress.counting("maps: one pass over the data", fd.n_blocks):
         components = fit.components.reshape(k, ky, kx).astype(np.float32)
         weights = fit.weights.reshape(k, sy, sx).astype(np.float32)
         maps: Maps = make_maps(weights, components, config.maps)
-        clusters = compare_clusters(fd.op, components, weights, maps.labels)
-        explorer = explorer_from_blocks(fd.op.map_rows, scan_shape=(sy, sx),
-                                        pattern_shape=(ky, kx), components=components) \
-            if config.report.explorer else None
+        rel, clusters, explorer = _maps_pass(fd, fit, components, weights, maps.labels,
+                                             explorer=config.report.explorer)
     progress.event("maps", rel)
     execution = {"mode": fd.mode, "blocks": fd.op.n_blocks,
                  "refine_seconds_per_iteration": timer.seconds["refine"] / max(fit.n_iter, 1),
-                 "client": client_address(client)}
+                 "client": client_address(client), "reason": fd.extras.get("reason", "")}
     return Analysis(k=k, components=components, weights=weights, labels=maps.labels,
                     ratio=maps.ratio, partner=maps.partner, thresholds=maps.thresholds,
                     masks=maps.masks, background=maps.background, sweep=sweep,
@@ -195,6 +192,24 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                     mean_pattern=fd.mean_pattern, virtual_image=fd.virtual_image,
                     execution=execution, calibration=resolve(config.calibration, inp.calibration),
                     explorer=explorer, artifacts=artifacts)
+
+
+def _maps_pass(fd, fit, components, weights, labels, *, explorer: bool):
+    """What the maps stage reads from the data, in one pass over it: the final fit's
+    relative error, the clusters' mean and representative patterns
+    (:func:`~nmf4d.clusters.compare_clusters`) and the explorer's patterns
+    (:func:`~nmf4d.explorer_data.explorer_plan`). Returns (relative error, clusters,
+    explorer dict or None)."""
+    plan = explorer_plan(scan_shape=fd.scan_shape, pattern_shape=fd.pattern_shape,
+                         components=components) if explorer else None
+    k = components.shape[0]
+    res = fd.op.maps_pass(fit.weights, fit.components, labels.ravel(), k,
+                          representatives(weights), func=plan.kernel if plan else None)
+    sq = fd.op.sq_norm()
+    rel = float(np.sqrt(res["sq"] / sq)) if sq > 0 else 0.0
+    clusters = compare_clusters(None, components, weights, labels,
+                                raw_mean=res["label_means"], rows=res["rows"])
+    return rel, clusters, (plan.assemble(res["func"]) if plan else None)
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):
