@@ -105,10 +105,6 @@ class FittingData:
         return self.stats["row_sums"].reshape(self.scan_shape)
 
 
-#: Bytes per block read while loading data into memory (whole storage chunks of rows).
-LOAD_BLOCK_BYTES = 128 * 2**20
-
-
 def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
          progress: Progress | None = None) -> FittingData:
     """The preprocessed data as a :class:`FittingData`, for the budget and executor.
@@ -171,9 +167,8 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
         workers = max(1, min(usable_cores(), 4))
         target = block_rows(p, budget, n_workers=workers, itemsize=dtype.itemsize) // sx
         rows = min(sy, aligned_rows(target, arr.chunks[0][0]))
-        x = arr.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(n, p)
-        op = BlockOperator(DaskSource(x, scheduler="threads", num_workers=workers,
-                                      progress=progress))
+        op = BlockOperator(DaskSource.scan_rows(arr.astype(dtype), rows, num_workers=workers,
+                                                progress=progress))
         mode = "stream"
         reason = (f"{size} exceeds half the memory budget of {format_bytes(budget)}: "
                   f"streamed from the input, {op.n_blocks} blocks of {rows * sx} patterns "
@@ -181,12 +176,11 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     else:
         if lazy:
             X = np.empty((n, p), dtype=dtype)
-            target = max(1, LOAD_BLOCK_BYTES // (sx * p * dtype.itemsize))
-            rows = min(sy, aligned_rows(target, arr.chunks[0][0]))
-            x = arr.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(n, p)
-            with progress.counting("load + check + statistics", len(x.chunks[0])):
-                st = combine_stats(read_into(x, X, K.stats, num_workers=usable_cores(),
-                                             progress=progress))
+            x4 = arr.astype(dtype)
+            with progress.counting("load + check + statistics",
+                                   x4.numblocks[0] * x4.numblocks[1]):
+                st = _chunk_stats(read_into(x4, X.reshape(sy, sx, ky, kx), K.stats,
+                                            num_workers=usable_cores(), progress=progress), n)
         else:
             X = np.ascontiguousarray(np.asarray(arr, dtype=dtype).reshape(n, p))
         op = InMemoryOperator(X, progress=progress)
@@ -221,6 +215,20 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     return FittingData(op=op, fit_op=fit_op, scales=scales, scan_shape=(sy, sx),
                        pattern_shape=(ky, kx), stats=st, mode=mode,
                        extras={"reason": reason, "dtype": str(dtype)})
+
+
+def _chunk_stats(parts, n: int) -> dict:
+    """:func:`~nmf4d.nmf.combine_stats` of per-chunk statistics ``[(rows, stats)]``, the
+    chunks covering the n rows in any order."""
+    order = sorted(range(len(parts)), key=lambda i: int(parts[i][0][0]))
+    st = combine_stats([parts[i][1] for i in order])
+    rows = np.concatenate([parts[i][0] for i in order])
+    row_sums = np.empty(n, np.float64)
+    row_sums[rows] = st["row_sums"]
+    st["row_sums"] = row_sums
+    st["bad_rows"] = np.sort(st["bad_rows"])
+    st["neg_rows"] = np.sort(st["neg_rows"])
+    return st
 
 
 def _as_float_matrix(X) -> np.ndarray:

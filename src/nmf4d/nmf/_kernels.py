@@ -64,13 +64,20 @@ def _cast(v, dtype):
     return None if v is None else np.asarray(v).astype(dtype, copy=False)
 
 
-def stats(X, start: int) -> dict:
-    """One pass of summary statistics of a raw block starting at row ``start``.
+def _global_rows(start, local) -> np.ndarray:
+    local = np.asarray(local, dtype=np.int64)
+    return local + int(start) if np.ndim(start) == 0 else np.asarray(start)[local]
 
-    Returns row sums (m,), column sums (p,), squared norm, and the counts and first rows
-    of non-finite and negative values (for :func:`nmf4d.preprocess.check_values`-style
-    messages). Integer counts are summed a cache-sized piece at a time (no float copy of
-    the block; they cannot be non-finite, and unsigned ones cannot be negative).
+
+def stats(X, start) -> dict:
+    """One pass of summary statistics of a raw block.
+
+    ``start`` is the first row of a contiguous block, or ndarray (m,) the global row of
+    each of its rows. Returns row sums (m,), column sums (p,), squared norm, and the counts
+    and global rows of non-finite and negative values (for
+    :func:`nmf4d.preprocess.check_values`-style messages). Integer counts are summed a
+    cache-sized piece at a time (no float copy of the block; they cannot be non-finite,
+    and unsigned ones cannot be negative).
     """
     X = np.asarray(X)
     if np.issubdtype(X.dtype, np.integer):
@@ -80,8 +87,9 @@ def stats(X, start: int) -> dict:
     all_finite = bool(finite.all())
     Xf = X if all_finite else np.where(finite, X, 0)
     neg = Xf < 0
-    bad_rows = np.flatnonzero(~finite.all(axis=1)) + start if not all_finite else np.empty(0, int)
-    neg_rows = np.flatnonzero(neg.any(axis=1)) + start
+    bad_rows = _global_rows(start, np.flatnonzero(~finite.all(axis=1))) if not all_finite \
+        else np.empty(0, int)
+    neg_rows = _global_rows(start, np.flatnonzero(neg.any(axis=1)))
     return {"row_sums": Xf.sum(axis=1, dtype=np.float64),
             "col_sums": Xf.sum(axis=0, dtype=np.float64), "sq": _sq_sum(Xf),
             "n_bad": int(X.size - np.count_nonzero(finite)), "bad_rows": bad_rows,
@@ -105,7 +113,8 @@ def _int_stats(X, start: int) -> dict:
         flat = b.reshape(-1)
         sq += float(np.dot(flat, flat))
     vmin = float(X.min()) if X.size else 0.0
-    neg_rows = np.flatnonzero((X < 0).any(axis=1)) + start if vmin < 0 else np.empty(0, int)
+    neg_rows = _global_rows(start, np.flatnonzero((X < 0).any(axis=1))) if vmin < 0 \
+        else np.empty(0, int)
     return {"row_sums": rows, "col_sums": cols, "sq": sq, "n_bad": 0,
             "bad_rows": np.empty(0, int),
             "n_neg": int(np.count_nonzero(X < 0)) if vmin < 0 else 0, "neg_rows": neg_rows,
