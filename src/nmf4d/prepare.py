@@ -26,8 +26,8 @@ from .execution import (
     read_into,
     usable_cores,
 )
-from .nmf import BlockOperator, InMemoryOperator, NMFResult, apply_scales, combine_stats, \
-    rescale, scales_from_sums, unscale
+from .nmf import SPARSE_DENSITY, BlockOperator, InMemoryOperator, NMFResult, apply_scales, \
+    combine_stats, rescale, scales_from_sums, unscale, vstack_rows
 from .nmf import kernels as K
 
 
@@ -112,7 +112,9 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     Integer counts (uint8/16/32, as detectors write them) are held in their own dtype and
     each block is converted to float32 as it is used; other data is held as float32. The
     data is read into memory when it fits half the memory budget (a lazy array is read
-    block by block into one matrix, its statistics made on each block as it arrives);
+    chunk by chunk into one matrix, its statistics made on each chunk as it arrives), as
+    a CSR matrix when at most ``SPARSE_DENSITY`` of its values are non-zero
+    (:func:`sampled_density`; :mod:`nmf4d.nmf._sparse` says why);
     larger lazy data stays a chunked dask array streamed block by block, in blocks of
     whole storage chunks; with a ``dask.distributed`` client the blocks are computed on
     the cluster (persisted there when the data fits the budget). Every value is checked
@@ -174,18 +176,30 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
                   f"streamed from the input, {op.n_blocks} blocks of {rows * sx} patterns "
                   f"per pass on {workers} threads")
     else:
+        sparse = sampled_density(arr) <= SPARSE_DENSITY
         if lazy:
-            X = np.empty((n, p), dtype=dtype)
             x4 = arr.astype(dtype)
+            X = None if sparse else np.empty((n, p), dtype=dtype)
             with progress.counting("load + check + statistics",
                                    x4.numblocks[0] * x4.numblocks[1]):
-                st = _chunk_stats(read_into(x4, X.reshape(sy, sx, ky, kx), K.stats,
-                                            num_workers=usable_cores(), progress=progress), n)
+                parts = read_into(x4, None if sparse else X.reshape(sy, sx, ky, kx),
+                                  K.stats_and_csr if sparse else K.stats,
+                                  num_workers=usable_cores(), progress=progress)
+            if sparse:
+                st = _chunk_stats([(rows, res[0]) for rows, res in parts], n)
+                X = vstack_rows([(rows, res[1]) for rows, res in parts], n, p)
+            else:
+                st = _chunk_stats(parts, n)
         else:
             X = np.ascontiguousarray(np.asarray(arr, dtype=dtype).reshape(n, p))
+            if sparse:
+                X = _to_csr(X, progress)
         op = InMemoryOperator(X, progress=progress)
         mode = "memory"
         reason = f"{size} fits half the memory budget of {format_bytes(budget)}: in memory"
+        if sparse:
+            reason += (f", as CSR ({100 * X.nnz / max(1, n * p):.1f} % of the values are "
+                       f"non-zero: {format_bytes(X.data.nbytes + X.indices.nbytes)})")
     if st is None:
         with progress.counting("check + statistics", op.n_blocks):
             st = op.stats()
@@ -199,7 +213,8 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     if weighting != "none":
         scales = scales_from_sums(st["row_sums"], st["col_sums"] / n)
         copy = n * p * 4
-        if mode == "memory" and dtype.kind == "f" and nbytes + copy <= budget:
+        if mode == "memory" and dtype.kind == "f" and isinstance(op.X, np.ndarray) and \
+                nbytes + copy <= budget:
             fit_op = InMemoryOperator(apply_scales(op.X, *scales), progress=progress)
             reason += f"; Poisson-weighted float32 copy held ({format_bytes(copy)})"
         else:
@@ -215,6 +230,31 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     return FittingData(op=op, fit_op=fit_op, scales=scales, scan_shape=(sy, sx),
                        pattern_shape=(ky, kx), stats=st, mode=mode,
                        extras={"reason": reason, "dtype": str(dtype)})
+
+
+def sampled_density(arr, n_samples: int = 3) -> float:
+    """Fraction of non-zero values, estimated on a few chunks (a lazy array: its first,
+    middle and last chunk) or rows (an ndarray: up to 64 rows spread over the scan)."""
+    if isinstance(arr, np.ndarray):
+        flat = arr.reshape(-1, arr.shape[2] * arr.shape[3])
+        rows = np.unique(np.linspace(0, flat.shape[0] - 1, min(64, flat.shape[0])).astype(int))
+        sample = flat[rows]
+        return float(np.count_nonzero(sample)) / max(1, sample.size)
+    import dask
+
+    ny, nx = arr.numblocks[:2]
+    picks = sorted({(int(i * (ny - 1) / max(1, n_samples - 1)),
+                     int(i * (nx - 1) / max(1, n_samples - 1))) for i in range(n_samples)})
+    chunks = dask.compute(*[arr.blocks[i, j] for i, j in picks], scheduler="threads")
+    return float(sum(np.count_nonzero(c) for c in chunks)) / max(1, sum(c.size for c in chunks))
+
+
+def _to_csr(X: np.ndarray, progress: Progress):
+    """An in-memory matrix as CSR, converted block by block on every core."""
+    import scipy.sparse as sp
+
+    blocks = InMemoryOperator(X, progress=progress).source.map(K.to_csr)
+    return sp.vstack(blocks, format="csr")
 
 
 def _chunk_stats(parts, n: int) -> dict:

@@ -282,15 +282,17 @@ class _Into:
     """Copy a chunk of a 4D array into ``out`` (its place in the scan), then run
     ``kernel(chunk as (m, p), global rows of its patterns)``."""
 
-    def __init__(self, out: np.ndarray, kernel: Callable):
+    def __init__(self, out: np.ndarray | None, kernel: Callable, sx: int):
         self.out = out
         self.kernel = kernel
+        self.sx = sx
 
     def __call__(self, chunk, y0: int, x0: int):
         chunk = np.asarray(chunk)
         cy, cx, ky, kx = chunk.shape
-        self.out[y0:y0 + cy, x0:x0 + cx] = chunk
-        sx = self.out.shape[1]
+        if self.out is not None:
+            self.out[y0:y0 + cy, x0:x0 + cx] = chunk
+        sx = self.sx
         rows = ((np.arange(y0, y0 + cy) * sx)[:, None] + np.arange(x0, x0 + cx)).ravel()
         return rows, self.kernel(chunk.reshape(cy * cx, ky * kx), rows)
 
@@ -302,9 +304,10 @@ def read_into(x4, out: np.ndarray, kernel: Callable, *, num_workers: int | None 
     Parameters
     ----------
     x4 : dask array of shape (scan_y, scan_x, ky, kx)
-    out : ndarray of shape (scan_y, scan_x, ky, kx)
+    out : ndarray of shape (scan_y, scan_x, ky, kx), or None
         Filled in place, each chunk copied into its place as it is read (the threaded
-        scheduler shares this process's memory: no second copy of the data is made).
+        scheduler shares this process's memory: no second copy of the data is made);
+        None: nothing is copied (the kernel keeps what it needs, e.g. a sparse copy).
     kernel : callable
         ``kernel(patterns (m, p), rows (m,))`` on each chunk while it is in cache (e.g.
         the statistics), ``rows`` the global row of each pattern in the data matrix.
@@ -324,7 +327,7 @@ def read_into(x4, out: np.ndarray, kernel: Callable, *, num_workers: int | None 
     ys = np.cumsum((0,) + tuple(x4.chunks[0]))
     xs = np.cumsum((0,) + tuple(x4.chunks[1]))
     grid = x4.to_delayed()[:, :, 0, 0]
-    call = delayed(_Into(out, kernel), pure=False)
+    call = delayed(_Into(out, kernel, int(x4.shape[1])), pure=False)
     tasks = [call(grid[i, j], int(ys[i]), int(xs[j]))
              for i in range(grid.shape[0]) for j in range(grid.shape[1])]
     src = DaskSource.__new__(DaskSource)

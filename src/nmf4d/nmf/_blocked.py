@@ -66,8 +66,10 @@ class BlockOperator:
         return len(self.source.blocks)
 
     def in_memory_matrix(self):
-        """X when it is an unweighted ndarray in memory (for the GPU engine), else None."""
-        if self.scales is None and isinstance(self.source, NumpySource):
+        """X when it is an unweighted dense ndarray in memory (for the GPU engine), else
+        None."""
+        if self.scales is None and isinstance(self.source, NumpySource) and \
+                isinstance(self.source.X, np.ndarray):
             return self.source.X
         return None
 
@@ -324,8 +326,9 @@ class InMemoryOperator(BlockOperator):
 
     Parameters
     ----------
-    X : ndarray of shape (n_patterns, n_pixels)
-        Non-negative data, float32 or float64 (kept as given).
+    X : ndarray or scipy.sparse CSR matrix of shape (n_patterns, n_pixels)
+        Non-negative data, kept as given (integer counts are converted block by block as
+        they are used; CSR for sparse counts, see :mod:`._sparse`).
     block_rows : int, optional
         Rows per block (default: 16 MB of float32 per block).
     scales : (a, b), optional

@@ -8,7 +8,9 @@ LiberTEM separation of per-chunk computation from its execution).
 
 A block may hold integer counts (uint8/16/32, as a detector writes them: the data is kept
 in memory in its own dtype) or floats; each kernel converts it to float32 (float64 kept)
-as it uses it, a cache-sized piece at a time where it can.
+as it uses it, a cache-sized piece at a time where it can. A block may also be a CSR
+matrix (sparse counts, :mod:`._sparse`): the products are written so that they work on
+both (``A @ X``, ``X @ A``).
 
 ``r`` (ndarray of shape (m,)) and ``c`` (ndarray of shape (p,)) are optional row and
 column factors of the block (the Poisson weighting ``diag(a) X diag(b)``, or a row
@@ -22,6 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _sparse as S
 from ._hals import _sweep
 
 #: Bytes of a cache block of rows: a (rows, p) piece of a few MB stays in cache while
@@ -40,7 +43,9 @@ _CANCELLATION = 1e-3
 
 
 def as_float(X) -> np.ndarray:
-    """The block as float32 (float64 kept); no copy when it already is."""
+    """The block as float32 (float64 kept); no copy when it already is (CSR stays CSR)."""
+    if S.issparse(X):
+        return S.as_float(X)
     X = np.asarray(X)
     return X if X.dtype in (np.float32, np.float64) else X.astype(np.float32)
 
@@ -49,6 +54,8 @@ def prepare(X, r=None, c=None) -> np.ndarray:
     """The block as float32 (float64 kept), times row factors ``r`` and column factors ``c``
     (an element-wise weighted copy; the products avoid it, see the module docstring)."""
     X = as_float(X)
+    if S.issparse(X):
+        return S.scale(X, r, c)
     if r is not None and c is not None:
         out = np.multiply(X, r[:, None].astype(X.dtype, copy=False))   # one new array
         out *= c[None, :].astype(X.dtype, copy=False)
@@ -79,6 +86,8 @@ def stats(X, start) -> dict:
     cache-sized piece at a time (no float copy of the block; they cannot be non-finite,
     and unsigned ones cannot be negative).
     """
+    if S.issparse(X):
+        return S.stats(X, start, _global_rows)
     X = np.asarray(X)
     if np.issubdtype(X.dtype, np.integer):
         return _int_stats(X, start)
@@ -95,6 +104,17 @@ def stats(X, start) -> dict:
             "n_bad": int(X.size - np.count_nonzero(finite)), "bad_rows": bad_rows,
             "n_neg": int(np.count_nonzero(neg)), "neg_rows": neg_rows,
             "min": float(Xf.min()) if Xf.size else 0.0}
+
+
+def to_csr(X):
+    """A dense block as CSR with float32 values (see :mod:`._sparse`)."""
+    return S.to_csr(X)
+
+
+def stats_and_csr(X, start):
+    """:func:`stats` of a dense block and the block as CSR (:func:`._sparse.to_csr`): what
+    the loading stage keeps of each chunk of sparse counts it reads."""
+    return stats(X, start), S.to_csr(X)
 
 
 def _int_stats(X, start: int) -> dict:
@@ -124,6 +144,8 @@ def _int_stats(X, start: int) -> dict:
 def _sq_sum(X) -> float:
     """``sum(X**2)``: float32 dot products over cache-sized row chunks, summed in float64
     (no float64 copy of the block)."""
+    if S.issparse(X):
+        return S.sq_sum(X)
     step = max(1, _CACHE_ROWS_BYTES // max(1, X.shape[1] * X.itemsize))
     total = 0.0
     for s in range(0, X.shape[0], step):
@@ -141,7 +163,7 @@ def row_sums(X, r=None, c=None) -> np.ndarray:
     """Row sums of the weighted block, ``r * (X @ c)``, ndarray of shape (m,), float64."""
     X = as_float(X)
     if c is None:
-        out = X.sum(axis=1, dtype=np.float64)
+        out = S.row_sums(X) if S.issparse(X) else X.sum(axis=1, dtype=np.float64)
     else:
         out = (X @ _cast(c, X.dtype)).astype(np.float64)
     return out if r is None else out * r
@@ -151,7 +173,7 @@ def x_ht(X, H, r=None, c=None) -> np.ndarray:
     """``H @ Xw.T`` for the block, ``Xw = diag(r) X diag(c)``: ndarray of shape (k, m)."""
     X = as_float(X)
     Hc = H if c is None else H * _cast(c, H.dtype)[None, :]
-    out = Hc @ X.T
+    out = np.ascontiguousarray(Hc @ X.T)
     if r is not None:
         out *= _cast(r, out.dtype)[None, :]
     return out
@@ -161,7 +183,7 @@ def wt_x(X, Wt, r=None, c=None) -> np.ndarray:
     """``Wt @ Xw`` for the block (Wt of shape (k, m)), ndarray of shape (k, p)."""
     X = as_float(X)
     Wr = Wt if r is None else Wt * _cast(r, Wt.dtype)[None, :]
-    out = Wr @ X
+    out = np.ascontiguousarray(Wr @ X)
     if c is not None:
         out *= _cast(c, out.dtype)[None, :]
     return out
@@ -280,7 +302,9 @@ def losses(X, Wts, comps: ComponentStack, r=None, c=None) -> np.ndarray:
     """
     from scipy.linalg import blas
 
-    Xf = prepare(X, r, c) if (r is not None or c is not None) else np.asarray(X)
+    Xf = prepare(X, r, c) if (r is not None or c is not None) else X
+    if not S.issparse(Xf):
+        Xf = np.asarray(Xf)
     m, p = Xf.shape
     off = comps.offsets
     F = len(off) - 1
@@ -289,18 +313,24 @@ def losses(X, Wts, comps: ComponentStack, r=None, c=None) -> np.ndarray:
         return out
     Wts = [np.asarray(w, np.float32) for w in Wts]
     # the identity needs a non-negative model; dense data gains nothing from it
+    nnz = Xf.nnz if S.issparse(Xf) else np.count_nonzero(Xf)
     sparse_ok = comps.nonneg and all(w.size == 0 or w.min() >= 0 for w in Wts) and \
-        np.count_nonzero(Xf) <= _DENSE_SUPPORT * Xf.size
+        nnz <= _DENSE_SUPPORT * m * p
     if not sparse_ok:
-        return _dense_losses(as_float(Xf), Wts, comps)
+        return _dense_losses(as_float(S.dense(Xf)), Wts, comps)
     tiles, xsq, xsum = [], 0.0, 0.0
     for s in range(0, m, _TILE_ROWS):
         e = min(m, s + _TILE_ROWS)
-        nz = np.flatnonzero(Xf[s:e].any(axis=0))
+        if S.issparse(Xf):
+            nz, XsT = S.tile(Xf, s, e)                             # (|S|,), (|S|, rows)
+        else:
+            nz = np.flatnonzero(Xf[s:e].any(axis=0))
+            XsT = None
         if nz.size > _DENSE_SUPPORT * p:
-            out += _dense_losses(as_float(Xf[s:e]), [w[:, s:e] for w in Wts], comps)
+            out += _dense_losses(as_float(S.dense(Xf[s:e])), [w[:, s:e] for w in Wts], comps)
             continue
-        XsT = np.ascontiguousarray(Xf[s:e, nz].T, dtype=np.float32)    # (|S|, rows)
+        if XsT is None:
+            XsT = np.ascontiguousarray(Xf[s:e, nz].T, dtype=np.float32)
         flat = XsT.reshape(-1)
         xsq += float(np.dot(flat, flat))
         xsum += float(flat.sum(dtype=np.float64))
@@ -328,7 +358,7 @@ def losses(X, Wts, comps: ComponentStack, r=None, c=None) -> np.ndarray:
         if sq < _CANCELLATION * max(model, xsq):
             # too much cancellation: this fit on the sparse tiles without the identities
             one = stack_components([comps.H[off[f]:off[f + 1]]])
-            out[f] += sum(_dense_losses(as_float(Xf[s:e]), [W[:, s:e]], one)[0]
+            out[f] += sum(_dense_losses(as_float(S.dense(Xf[s:e])), [W[:, s:e]], one)[0]
                           for s, e, *_ in tiles)
         else:
             out[f] += (abs_s + max(mass - xsum + sum_r, 0.0), max(sq, 0.0))
@@ -373,7 +403,8 @@ def sq_residual(X, Wt, H, r=None, c=None) -> float:
 
 def take_rows(X, local_idx, r=None, c=None) -> np.ndarray:
     """Rows ``local_idx`` of the block, ndarray of shape (len(local_idx), p)."""
-    return np.array(prepare(X[np.asarray(local_idx)], None if r is None else r[local_idx], c))
+    rows = prepare(X[np.asarray(local_idx)], None if r is None else r[local_idx], c)
+    return np.array(S.dense(rows))
 
 
 def label_sums(X, labels, k: int, r=None, c=None) -> np.ndarray:
@@ -387,14 +418,14 @@ def label_sums(X, labels, k: int, r=None, c=None) -> np.ndarray:
     onehot = (labels[None, :] == np.arange(k)[:, None]).astype(Xf.dtype)
     if r is not None:
         onehot *= _cast(r, Xf.dtype)[None, :]
-    out = (onehot @ Xf).astype(np.float64)
+    out = np.asarray(onehot @ Xf, dtype=np.float64)
     return out if c is None else out * c[None, :]
 
 
 def apply_rows(X, start: int, func, r=None, c=None):
-    """``func(block, start)`` on the prepared block (rows ``start`` onwards): any per-block
-    computation outside the NMF maths (e.g. the report's explorer patterns)."""
-    return func(prepare(X, r, c), start)
+    """``func(block, start)`` on the prepared block (rows ``start`` onwards, dense): any
+    per-block computation outside the NMF maths (e.g. the report's explorer patterns)."""
+    return func(S.dense(prepare(X, r, c)), start)
 
 
 def maps_block(X, start: int, Wt, labels, local_rows, comps: ComponentStack, k: int,
