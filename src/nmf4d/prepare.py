@@ -143,63 +143,13 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     n, p = sy * sx, ky * kx
     dtype = held_dtype(arr.dtype)
     nbytes = n * p * dtype.itemsize
-    size = f"{format_bytes(nbytes)} as {dtype}"
     lazy = not isinstance(arr, np.ndarray)
-    st = None
     if client is not None:
-        import dask.array as da
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        # at least two blocks per worker, so every worker computes
-        rows = max(1, min(block_rows(p, budget, n_workers=n_workers,
-                                     itemsize=dtype.itemsize) // sx,
-                          -(-sy // (2 * n_workers))))
-        x4 = arr if lazy else da.from_array(arr, chunks=(rows, sx, ky, kx))
-        x = x4.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(n, p)
-        kept = nbytes <= budget
-        if kept:
-            x = client.persist(x)
-        op = BlockOperator(DaskSource(x, client=client, progress=progress))
-        mode = "distributed"
-        reason = (f"{size} on a dask.distributed cluster of {n_workers} worker(s), "
-                  + ("persisted in their memory (fits the budget of "
-                     f"{format_bytes(budget)})" if kept else
-                     f"read from the input in every pass (exceeds the budget of "
-                     f"{format_bytes(budget)})"))
+        op, mode, reason, st = _on_cluster(arr, dtype, budget, client, progress)
     elif lazy and nbytes > budget // 2:
-        workers = max(1, min(usable_cores(), 4))
-        target = block_rows(p, budget, n_workers=workers, itemsize=dtype.itemsize) // sx
-        rows = min(sy, aligned_rows(target, arr.chunks[0][0]))
-        op = BlockOperator(DaskSource.scan_rows(arr.astype(dtype), rows, num_workers=workers,
-                                                progress=progress))
-        mode = "stream"
-        reason = (f"{size} exceeds half the memory budget of {format_bytes(budget)}: "
-                  f"streamed from the input, {op.n_blocks} blocks of {rows * sx} patterns "
-                  f"per pass on {workers} threads")
+        op, mode, reason, st = _streamed(arr, dtype, budget, progress)
     else:
-        sparse = sampled_density(arr) <= SPARSE_DENSITY
-        if lazy:
-            x4 = arr.astype(dtype)
-            X = None if sparse else np.empty((n, p), dtype=dtype)
-            with progress.counting("load + check + statistics",
-                                   x4.numblocks[0] * x4.numblocks[1]):
-                parts = read_into(x4, None if sparse else X.reshape(sy, sx, ky, kx),
-                                  K.stats_and_csr if sparse else K.stats,
-                                  num_workers=usable_cores(), progress=progress)
-            if sparse:
-                st = _chunk_stats([(rows, res[0]) for rows, res in parts], n)
-                X = vstack_rows([(rows, res[1]) for rows, res in parts], n, p)
-            else:
-                st = _chunk_stats(parts, n)
-        else:
-            X = np.ascontiguousarray(np.asarray(arr, dtype=dtype).reshape(n, p))
-            if sparse:
-                X = _to_csr(X, progress)
-        op = InMemoryOperator(X, progress=progress)
-        mode = "memory"
-        reason = f"{size} fits half the memory budget of {format_bytes(budget)}: in memory"
-        if sparse:
-            reason += (f", as CSR ({100 * X.nnz / max(1, n * p):.1f} % of the values are "
-                       f"non-zero: {format_bytes(X.data.nbytes + X.indices.nbytes)})")
+        op, mode, reason, st = _in_memory(arr, dtype, budget, progress)
     if st is None:
         with progress.counting("check + statistics", op.n_blocks):
             st = op.stats()
@@ -213,8 +163,8 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     if weighting != "none":
         scales = scales_from_sums(st["row_sums"], st["col_sums"] / n)
         copy = n * p * 4
-        if mode == "memory" and dtype.kind == "f" and isinstance(op.X, np.ndarray) and \
-                nbytes + copy <= budget:
+        dense = mode == "memory" and isinstance(op.X, np.ndarray)
+        if dense and dtype.kind == "f" and nbytes + copy <= budget:
             fit_op = InMemoryOperator(apply_scales(op.X, *scales), progress=progress)
             reason += f"; Poisson-weighted float32 copy held ({format_bytes(copy)})"
         else:
@@ -222,14 +172,86 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
             reason += "; Poisson weights applied on the fly"
             if mode == "memory":
                 mode = "memory (weighting on the fly)"
-                reason += (" (for counts: a float32 copy would take "
-                           f"{format_bytes(copy)} more for passes barely faster)"
-                           if dtype.kind != "f" else
-                           f" (a float32 copy of {format_bytes(copy)} exceeds the budget)")
+                if not dense:
+                    reason += " (a dense copy would undo the CSR's saving)"
+                elif dtype.kind != "f":
+                    reason += (f" (for counts: a float32 copy would take {format_bytes(copy)}"
+                               " more for passes barely faster)")
+                else:
+                    reason += f" (a float32 copy of {format_bytes(copy)} exceeds the budget)"
     progress.event("load", f"{mode}: {reason}")
     return FittingData(op=op, fit_op=fit_op, scales=scales, scan_shape=(sy, sx),
                        pattern_shape=(ky, kx), stats=st, mode=mode,
                        extras={"reason": reason, "dtype": str(dtype)})
+
+
+def _size(arr, dtype) -> str:
+    return f"{format_bytes(int(np.prod(arr.shape)) * dtype.itemsize)} as {dtype}"
+
+
+def _on_cluster(arr, dtype, budget: int, client, progress):
+    """Blocks on a dask.distributed cluster: (op, mode, reason, stats or None)."""
+    import dask.array as da
+
+    sy, sx, ky, kx = arr.shape
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    # at least two blocks per worker, so every worker computes
+    rows = max(1, min(block_rows(ky * kx, budget, n_workers=n_workers,
+                                 itemsize=dtype.itemsize) // sx, -(-sy // (2 * n_workers))))
+    x4 = arr if not isinstance(arr, np.ndarray) else da.from_array(arr, chunks=(rows, sx, ky, kx))
+    x = x4.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(sy * sx, ky * kx)
+    kept = sy * sx * ky * kx * dtype.itemsize <= budget
+    if kept:
+        x = client.persist(x)
+    op = BlockOperator(DaskSource(x, client=client, progress=progress))
+    where = (f"persisted in their memory (fits the budget of {format_bytes(budget)})" if kept
+             else f"read from the input in every pass (exceeds the budget of "
+                  f"{format_bytes(budget)})")
+    return op, "distributed", (f"{_size(arr, dtype)} on a dask.distributed cluster of "
+                               f"{n_workers} worker(s), {where}"), None
+
+
+def _streamed(arr, dtype, budget: int, progress):
+    """Row blocks of whole storage chunks read in every pass: (op, mode, reason, None)."""
+    sy, sx, ky, kx = arr.shape
+    workers = max(1, min(usable_cores(), 4))
+    target = block_rows(ky * kx, budget, n_workers=workers, itemsize=dtype.itemsize) // sx
+    rows = min(sy, aligned_rows(target, arr.chunks[0][0]))
+    op = BlockOperator(DaskSource.scan_rows(arr.astype(dtype), rows, num_workers=workers,
+                                            progress=progress))
+    return op, "stream", (f"{_size(arr, dtype)} exceeds half the memory budget of "
+                          f"{format_bytes(budget)}: streamed from the input, {op.n_blocks} "
+                          f"blocks of {rows * sx} patterns per pass on {workers} threads"), None
+
+
+def _in_memory(arr, dtype, budget: int, progress):
+    """The data read into memory (CSR when sparse), with its statistics made on each chunk
+    as it is read: (op, mode, reason, stats or None)."""
+    sy, sx, ky, kx = arr.shape
+    n, p = sy * sx, ky * kx
+    sparse = sampled_density(arr) <= SPARSE_DENSITY
+    st = None
+    if not isinstance(arr, np.ndarray):
+        x4 = arr.astype(dtype)
+        X = None if sparse else np.empty((n, p), dtype=dtype)
+        with progress.counting("load + check + statistics", x4.numblocks[0] * x4.numblocks[1]):
+            parts = read_into(x4, None if sparse else X.reshape(sy, sx, ky, kx),
+                              K.stats_and_csr if sparse else K.stats,
+                              num_workers=usable_cores(), progress=progress)
+        if sparse:
+            st = _chunk_stats([(rows, res[0]) for rows, res in parts], n)
+            X = vstack_rows([(rows, res[1]) for rows, res in parts], n, p)
+        else:
+            st = _chunk_stats(parts, n)
+    else:
+        X = np.ascontiguousarray(np.asarray(arr, dtype=dtype).reshape(n, p))
+        if sparse:
+            X = _to_csr(X, progress)
+    reason = f"{_size(arr, dtype)} fits half the memory budget of {format_bytes(budget)}: in memory"
+    if sparse:
+        reason += (f", as CSR ({100 * X.nnz / max(1, n * p):.1f} % of the values are "
+                   f"non-zero: {format_bytes(X.data.nbytes + X.indices.nbytes)})")
+    return InMemoryOperator(X, progress=progress), "memory", reason, st
 
 
 def sampled_density(arr, n_samples: int = 3) -> float:
