@@ -221,7 +221,7 @@ def explorer_block(X_block: np.ndarray, rows_index: int | np.ndarray, *,
 
     Parameters
     ----------
-    X_block : ndarray of shape (m, ky * kx)
+    X_block : ndarray or scipy.sparse CSR matrix of shape (m, ky * kx)
         Rows of the factorised data matrix (one pattern per row, row-major scan order).
     rows_index : int or ndarray of shape (m,)
         Global row of each row of the block, or the first row of a contiguous block.
@@ -237,10 +237,13 @@ def explorer_block(X_block: np.ndarray, rows_index: int | np.ndarray, *,
         ``index`` into ``explorer/patterns`` and the block's ``patterns`` and ``scale``
         (empty when the block holds no stored position).
     """
-    X = np.asarray(X_block)
+    # a scipy.sparse CSR block (sparse counts) is used as it is: only the stored rows are
+    # expanded (duck-typed on ``toarray``, so this module still imports only numpy)
+    sparse = hasattr(X_block, "toarray")
+    X = X_block if sparse else np.asarray(X_block)
     m = X.shape[0]
     ky, kx = (int(v) for v in pattern_shape)
-    if X.ndim != 2 or X.shape[1] != ky * kx:
+    if len(X.shape) != 2 or X.shape[1] != ky * kx:
         raise ValueError(f"X_block must be (m, {ky * kx}), got {X.shape}")
     rows = (np.arange(m, dtype=np.int64) + int(rows_index) if np.ndim(rows_index) == 0
             else np.asarray(rows_index, dtype=np.int64))
@@ -252,7 +255,8 @@ def explorer_block(X_block: np.ndarray, rows_index: int | np.ndarray, *,
     sel = (y >= off) & (x >= off) & ((y - off) % step == 0) & ((x - off) % step == 0)
     gx = grid_shape(scan_shape, step)[1]
     index = ((y[sel] - off) // step) * gx + (x[sel] - off) // step
-    q, scale = encode_patterns(bin_sum(X[sel].reshape(-1, ky, kx), bin))
+    chosen = X[np.flatnonzero(sel)].toarray() if sparse else X[sel]
+    q, scale = encode_patterns(bin_sum(chosen.reshape(-1, ky, kx), bin))
     return ExplorerBlock(index.astype(np.int64), q, scale)
 
 

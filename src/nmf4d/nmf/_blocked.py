@@ -294,7 +294,8 @@ class BlockOperator:
 
     def map_rows(self, func) -> list:
         """``[func(X_block, start) for each row block]`` in block order, ``X_block`` the
-        (weighted) rows ``start:start + m`` as float32/float64 (``func`` must be picklable
+        (weighted) rows ``start:start + m`` as float32/float64, a CSR matrix when the data is
+        held sparse (``func`` must be picklable
         for a cluster: a module-level function or a ``functools.partial`` of one)."""
         return self._map(K.apply_rows, [(s,) for s, _ in self.source.blocks], (func,))
 
