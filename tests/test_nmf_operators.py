@@ -252,3 +252,17 @@ def test_solver_needs_only_the_protocol(low_rank_data):
     assert dense.products >= 2 * a.n_iter              # two products per iteration
     assert a.n_iter == b.n_iter
     np.testing.assert_allclose(a.components, b.components, rtol=1e-3, atol=1e-6)
+
+
+def test_csr_pieces_of_scan_chunks_assemble_in_row_order():
+    """Rectangles of scan positions read in any order become one CSR matrix in row order."""
+    from nmf4d.nmf import vstack_rows
+
+    X, _ = counts_and_fits(m=42)                     # a 6 x 7 scan of 300-pixel patterns
+    pos = np.arange(42).reshape(6, 7)
+    pieces = [(pos[y:y + 3, x:x + 4].ravel(), kernels.to_csr(X[pos[y:y + 3, x:x + 4].ravel()]))
+              for y in (3, 0) for x in (4, 0)]
+    M = vstack_rows(pieces, 42, 300)
+    np.testing.assert_array_equal(M.toarray(), X)
+    st = kernels.stats(pieces[0][1], pieces[0][0])
+    np.testing.assert_allclose(st["row_sums"], X[pieces[0][0]].sum(axis=1))

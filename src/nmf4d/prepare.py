@@ -254,9 +254,10 @@ def _in_memory(arr, dtype, budget: int, progress):
     return InMemoryOperator(X, progress=progress), "memory", reason, st
 
 
-def sampled_density(arr, n_samples: int = 3) -> float:
-    """Fraction of non-zero values, estimated on a few chunks (a lazy array: its first,
-    middle and last chunk) or rows (an ndarray: up to 64 rows spread over the scan)."""
+def sampled_density(arr, n_samples: int = 3, rows: int = 2) -> float:
+    """Fraction of non-zero values, estimated on a few chunks (a lazy array: the first
+    ``rows`` scan rows of its first, middle and last chunk) or rows (an ndarray: up to 64
+    rows spread over the scan)."""
     if isinstance(arr, np.ndarray):
         flat = arr.reshape(-1, arr.shape[2] * arr.shape[3])
         rows = np.unique(np.linspace(0, flat.shape[0] - 1, min(64, flat.shape[0])).astype(int))
@@ -267,7 +268,7 @@ def sampled_density(arr, n_samples: int = 3) -> float:
     ny, nx = arr.numblocks[:2]
     picks = sorted({(int(i * (ny - 1) / max(1, n_samples - 1)),
                      int(i * (nx - 1) / max(1, n_samples - 1))) for i in range(n_samples)})
-    chunks = dask.compute(*[arr.blocks[i, j] for i, j in picks], scheduler="threads")
+    chunks = dask.compute(*[arr.blocks[i, j][:rows] for i, j in picks], scheduler="threads")
     return float(sum(np.count_nonzero(c) for c in chunks)) / max(1, sum(c.size for c in chunks))
 
 

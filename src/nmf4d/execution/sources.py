@@ -88,6 +88,12 @@ class NumpySource:
         self.shape = X.shape
         self.dtype = work_dtype(X.dtype)
         rows = block_rows or max(1, BLOCK_ELEMENTS // max(X.shape[1], 1))
+        nnz = getattr(X, "nnz", None)
+        if block_rows is None and nnz is not None:
+            # a CSR matrix: blocks of about BLOCK_ELEMENTS / 4 stored values (per-block work
+            # is in proportion to them; blocks of 256 rows of sparse counts were mostly
+            # per-call overhead)
+            rows = max(rows, int(BLOCK_ELEMENTS // 4 * X.shape[0] / max(nnz, 1)))
         self.blocks = row_blocks(X.shape[0], rows)
         self.cores = usable_cores()
         self.threads = max(1, min(len(self.blocks), threads or self.cores))

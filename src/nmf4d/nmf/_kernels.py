@@ -112,9 +112,10 @@ def to_csr(X):
 
 
 def stats_and_csr(X, start):
-    """:func:`stats` of a dense block and the block as CSR (:func:`._sparse.to_csr`): what
-    the loading stage keeps of each chunk of sparse counts it reads."""
-    return stats(X, start), S.to_csr(X)
+    """A dense block as CSR (:func:`._sparse.to_csr`) and its :func:`stats` (made on the
+    CSR values only): what the loading stage keeps of each chunk of sparse counts."""
+    C = S.to_csr(X)
+    return stats(C, start), C
 
 
 def _int_stats(X, start: int) -> dict:
