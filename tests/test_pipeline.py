@@ -53,7 +53,7 @@ def test_auto_chooses_true_k(auto, dataset):
     assert a.selection is not None and a.selection.k == a.k
     assert a.sweep is not None and a.sweep.k.tolist() == list(range(2, truth.k_true + 4))
     assert a.sweep.window[0] <= a.k <= a.sweep.window[1]
-    assert stages == ["preprocess", "load", "select", "refine", "maps"]
+    assert stages == ["load", "preprocess", "select", "refine", "maps"]
     assert dict(progress.events)["load"].startswith(a.execution["mode"] + ": ")
     assert dict(progress.events)["select"] is a.selection
     assert dict(progress.events)["maps"] == a.relative_error      # the error in input units

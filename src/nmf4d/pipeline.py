@@ -155,10 +155,10 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
         arr, record, artifacts = _prepare_input(inp.array, config, progress)
     sy, sx, ky, kx = arr.shape
     k, k_range = resolve_k(config, sy * sx, ky * kx)
-    progress.event("preprocess", record)
     with timer("load"):
         fd = load(arr, weighting=config.fit.weighting, memory=config.execution.memory,
                   client=client, progress=progress)
+    progress.event("preprocess", record)
     sweep = selection = None
     if k == "auto":
         with timer("sweep"):
