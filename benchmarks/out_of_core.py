@@ -45,7 +45,9 @@ def folder_size(path: Path) -> int:
 
 
 def ensure_dataset(data: Path, scan: int, pattern: int, chunks, gen: dict):
-    """Write the dataset and its truth unless both are there; return (truth, seconds)."""
+    """Write the dataset and its truth unless both are there; return (truth, seconds).
+
+    ``gen``: options of ``write_polycrystal_zarr`` (layout options and ``dtype``)."""
     from nmf4d.synthetic import write_polycrystal_zarr
 
     truth_file = data.with_name(data.name + ".truth.npz")
@@ -92,12 +94,42 @@ def read_results(path: Path) -> dict:
     with h5py.File(path, "r") as f:
         out = {"k": int(f.attrs["k"]), "labels": f["labels"][()],
                "timings": dict(f["timings"].attrs) if "timings" in f else {},
+               "execution": {k: (v.item() if hasattr(v, "item") else v)
+                             for k, v in f["execution"].attrs.items()}
+               if "execution" in f else {},
                "relative_error": float(f.attrs.get("relative_error", np.nan))}
         if "sweep" in f:
             out["knee"] = int(f["sweep"].attrs["knee"])
         if "input_info" in f.attrs:
             out["input_info"] = json.loads(f.attrs["input_info"])
     return out
+
+
+def run_timed(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float | None, int | None]:
+    """Run ``/usr/bin/time -v CMD``; returns (process, wall seconds, peak RSS bytes)."""
+    timer = "/usr/bin/time"
+    if not os.path.exists(timer):
+        sys.exit("/usr/bin/time not found: apt-get install -y time")
+    proc = subprocess.run([timer, "-v", *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True)
+    wall, rss = parse_time_v(proc.stderr)
+    return proc, wall, rss
+
+
+def failure_tail(proc: subprocess.CompletedProcess, n: int = 15) -> str:
+    """The last lines of a failed command's stderr, before time's report."""
+    return "\n".join(proc.stderr.split("\tCommand being timed")[0].strip().splitlines()[-n:])
+
+
+def score(truth: dict, labels) -> tuple[float, float]:
+    """ARI of ``labels`` vs the truth over all positions and outside the overlap bands."""
+    from sklearn.metrics import adjusted_rand_score
+
+    t_lab = np.asarray(truth["labels"]).ravel()
+    labels = np.asarray(labels).ravel()
+    pure = np.asarray(truth["ratio"]).ravel() == 0
+    return (float(adjusted_rand_score(t_lab, labels)),
+            float(adjusted_rand_score(t_lab[pure], labels[pure])))
 
 
 def main(argv=None) -> int:
@@ -137,30 +169,19 @@ def main(argv=None) -> int:
     if args.skip_run:
         return 0
 
-    timer = "/usr/bin/time"
-    if not os.path.exists(timer):
-        sys.exit("/usr/bin/time not found: apt-get install -y time")
-    cmd = [timer, "-v", nmf4d_command(), "run", str(data), "-o", str(result), "--overwrite"]
+    cmd = [nmf4d_command(), "run", str(data), "-o", str(result), "--overwrite"]
     if not args.no_memory_flag:
         cmd += ["--memory", args.memory]
     cmd += ["-q", *extra]
-    print("running:", " ".join(cmd[2:]), file=sys.stderr)
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wall, rss = parse_time_v(proc.stderr)
+    print("running:", " ".join(cmd), file=sys.stderr)
+    proc, wall, rss = run_timed(cmd)
     if proc.returncode != 0:
-        tail = proc.stderr.split("\tCommand being timed")[0].strip().splitlines()[-15:]
-        print("\n".join(tail), file=sys.stderr)
+        print(failure_tail(proc), file=sys.stderr)
         print(f"nmf4d run failed (exit {proc.returncode}) after {wall} s", file=sys.stderr)
         return proc.returncode or 1
 
-    from sklearn.metrics import adjusted_rand_score
-
     res = read_results(result / "results.h5")
-    t_lab = np.asarray(truth["labels"]).ravel()
-    labels = np.asarray(res["labels"]).ravel()
-    ari = adjusted_rand_score(t_lab, labels)
-    pure = np.asarray(truth["ratio"]).ravel() == 0
-    ari_pure = adjusted_rand_score(t_lab[pure], labels[pure])
+    ari, ari_pure = score(truth, res["labels"])
     k_true = int(truth["k_true"])
 
     rows = [

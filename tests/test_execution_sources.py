@@ -51,3 +51,46 @@ def test_streamed_progress_counts_blocks(zarr_scan):
     with progress.counting("stats", None) as bar:
         op.stats()
     assert bar.n == op.n_blocks == 8
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5, 7])
+def test_scan_rows_blocks_are_the_matrix_rows(rows):
+    """Blocks of whole scan rows assembled from the array's own chunks (uneven ones too)
+    are the rows of the data matrix, in order."""
+    rng = np.random.default_rng(0)
+    a = rng.random((7, 6, 3, 4)).astype(np.float32)
+    x4 = da.from_array(a, chunks=(3, (4, 2), 3, 4))
+    src = DaskSource.scan_rows(x4, rows, num_workers=2)
+    X = a.reshape(42, 12)
+    assert src.blocks == [(s * 6, min(7, s + rows) * 6) for s in range(0, 7, rows)]
+    got = src.map(lambda b: b.copy())
+    np.testing.assert_array_equal(np.concatenate(got), X)
+
+
+def test_read_into_fills_and_runs_the_kernel_per_chunk():
+    from nmf4d.execution import read_into
+
+    a = np.arange(5 * 4 * 2 * 3, dtype=np.uint16).reshape(5, 4, 2, 3)
+    x4 = da.from_array(a, chunks=(2, 3, 2, 3))
+    out = np.zeros_like(a)
+    progress = Progress()
+    with progress.counting("load", None) as bar:
+        parts = read_into(x4, out, lambda b, rows: (b.shape, b.sum(axis=1)), num_workers=2,
+                          progress=progress)
+    np.testing.assert_array_equal(out, a)
+    assert bar.n == len(parts) == 3 * 2
+    flat = a.reshape(20, 6)
+    for rows, (shape, sums) in parts:
+        assert shape == (rows.size, 6)
+        np.testing.assert_array_equal(sums, flat[rows].sum(axis=1))
+    assert sorted(np.concatenate([r for r, _ in parts]).tolist()) == list(range(20))
+
+
+def test_parallel_map_keeps_order_and_counts():
+    from nmf4d.execution import parallel_map
+
+    seen = []
+    out = parallel_map(lambda x: x * x, range(10), threads=3, done=seen.append)
+    assert out == [x * x for x in range(10)]
+    assert sorted(seen) == list(range(10))
+    assert parallel_map(lambda x: -x, [1, 2], threads=1) == [-1, -2]

@@ -325,3 +325,53 @@ def test_bad_options(small, kw):
     X, _ = small
     with pytest.raises(InputError):
         non_negative_factorization(X, 3, **kw)
+
+
+def _sweep_expressions(F, A, G, l1, max_inner, eps=0.1, ortho=0.0):
+    """The HALS row sweep written as plain expressions (the form _sweep's buffers follow)."""
+    k = F.shape[0]
+    first, total, decrease = None, (F.sum(axis=0) if ortho else None), 0.0
+    for _ in range(max_inner):
+        delta = 0.0
+        for j in range(k):
+            gjj = G[j, j]
+            if gjj <= 1e-12:
+                continue
+            step = A[j] - G[j] @ F
+            if l1:
+                step -= l1
+            if ortho:
+                step -= ortho * (total - F[j])
+            new = F[j] + step / gjj
+            np.maximum(new, 0.0, out=new)
+            diff = new - F[j]
+            d2 = float(diff @ diff)
+            delta += d2
+            decrease += 0.5 * gjj * d2
+            F[j] = new
+            if ortho:
+                total += diff
+        if first is None:
+            first = delta
+            if first == 0.0:
+                break
+        elif delta <= eps * eps * first:
+            break
+    dead = ~np.any(F > 0, axis=1)
+    F[dead] = 1e-12
+    return decrease
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l1, ortho, inner", [(0.0, 0.0, 1), (0.3, 0.0, 5), (0.1, 0.2, 30)])
+def test_sweep_buffers_are_bitwise_the_expressions(dtype, l1, ortho, inner):
+    from nmf4d.nmf._hals import _sweep
+
+    rng = np.random.default_rng(0)
+    H = rng.random((6, 50)).astype(dtype)
+    G, A = H @ H.T, (rng.random((6, 400)) * 20).astype(dtype)
+    F0 = rng.random((6, 400)).astype(dtype)
+    F1, F2 = F0.copy(), F0.copy()
+    assert _sweep(F1, A, G, l1, inner, ortho=ortho) == \
+        _sweep_expressions(F2, A, G, l1, inner, ortho=ortho)
+    np.testing.assert_array_equal(F1, F2)

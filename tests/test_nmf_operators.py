@@ -9,6 +9,7 @@ import pytest
 from nmf4d.execution import DaskSource
 from nmf4d.nmf import (
     BlockOperator,
+    kernels,
     DataOperator,
     FullDataOperator,
     FusedWeightStep,
@@ -27,7 +28,7 @@ def low_rank_data():
     return X
 
 
-@pytest.fixture(params=["memory", "dask"])
+@pytest.fixture(params=["memory", "sparse", "dask"])
 def op_kind(request):
     return request.param
 
@@ -35,6 +36,8 @@ def op_kind(request):
 def _op(X, kind, scales=None):
     if kind == "memory":
         return InMemoryOperator(X, block_rows=64, scales=scales)
+    if kind == "sparse":        # the same matrix held as CSR (sparse counts)
+        return InMemoryOperator(kernels.to_csr(X), block_rows=64, scales=scales)
     return BlockOperator(DaskSource(da.from_array(X, chunks=(70, 200)), scheduler="threads",
                                     num_workers=2), scales=scales)
 
@@ -60,6 +63,83 @@ def test_products_match_numpy(low_rank_data, op_kind):
     np.testing.assert_allclose(op.label_means(labels, 3),
                                np.stack([Xs[labels == j].mean(axis=0) for j in range(3)]),
                                rtol=1e-5)
+
+
+def counts_and_fits(seed=0, m=200, p=300, n_fits=5):
+    """Sparse Poisson counts (about 4 % non-zero) and non-negative fits of them."""
+    rng = np.random.default_rng(seed)
+    H0 = rng.random((3, p)) ** 8
+    rate = (rng.random((m, 3)) @ H0) * 0.2
+    X = rng.poisson(rate).astype(np.uint16)
+    fits = []
+    for i in range(n_fits):
+        k = 2 + i
+        H = (rng.random((k, p)) ** 8).astype(np.float32)
+        Wt = (rng.random((k, m)) * 0.3).astype(np.float32)
+        fits.append((Wt, H))
+    return X, fits
+
+
+def _reference(X, fits):
+    Xd = X.astype(np.float64)
+    out = []
+    for Wt, H in fits:
+        R = Xd - Wt.T.astype(np.float64) @ H.astype(np.float64)
+        out.append((np.abs(R).sum(), (R * R).sum()))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("form", ["uint16", "float32", "csr", "weighted"])
+def test_losses_on_sparse_counts(form):
+    """The loss kernel's sparse identities (products only on the columns a tile has counts
+    in) give the dense result, for every form a block may take."""
+    X, fits = counts_and_fits()
+    assert 0.01 < np.count_nonzero(X) / X.size < 0.1
+    r = c = None
+    if form == "weighted":
+        rng = np.random.default_rng(5)
+        r, c = rng.random(X.shape[0]) + 0.5, rng.random(X.shape[1]) + 0.5
+        ref = _reference(X * r[:, None] * c[None, :], fits)
+    else:
+        ref = _reference(X, fits)
+    block = {"uint16": X, "float32": X.astype(np.float32), "csr": kernels.to_csr(X),
+             "weighted": X}[form]
+    got = kernels.residuals(block, fits, r, c)
+    np.testing.assert_allclose(got, ref, rtol=2e-6)
+
+
+def test_losses_nearly_exact_fit_and_negative_factors():
+    """A fit that leaves almost no residual is recomputed without the cancelling identity;
+    factors with negative entries take the dense route."""
+    X, fits = counts_and_fits(n_fits=1)
+    Wt, H = fits[0]
+    exact = (Wt.T @ H).astype(np.float32)
+    exact[exact < np.quantile(exact, 0.95)] = 0          # sparse, and nearly the model
+    for fit in ((Wt, H), (Wt, H - 0.01)):
+        got = kernels.residuals(exact, [fit])
+        ref = _reference(exact, [fit])
+        np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+def test_maps_pass_is_the_separate_passes(low_rank_data, op_kind):
+    X = low_rank_data
+    op = _op(X, op_kind)
+    rng = np.random.default_rng(3)
+    Wt = rng.random((3, 300)).astype(np.float32)
+    H = rng.random((3, 200)).astype(np.float32)
+    labels = np.argmax(Wt, axis=0)
+    rows = [299, 0, 57]
+    res = op.maps_pass(Wt, H, labels, 3, rows, func=_first_row)
+    mean_abs, sq = op.residuals([(Wt, H)])
+    assert res["mean_abs"] == pytest.approx(mean_abs[0], rel=1e-6)
+    assert res["sq"] == pytest.approx(sq[0], rel=1e-6)
+    np.testing.assert_allclose(res["label_means"], op.label_means(labels, 3), rtol=1e-6)
+    np.testing.assert_allclose(res["rows"], op.take_rows(rows), rtol=1e-6)
+    assert [f[0] for f in res["func"]] == [f[0] for f in op.map_rows(_first_row)]
+
+
+def _first_row(block, start):
+    return start, float(block[0, 0])
 
 
 def test_stats_pass(low_rank_data, op_kind):
@@ -172,3 +252,17 @@ def test_solver_needs_only_the_protocol(low_rank_data):
     assert dense.products >= 2 * a.n_iter              # two products per iteration
     assert a.n_iter == b.n_iter
     np.testing.assert_allclose(a.components, b.components, rtol=1e-3, atol=1e-6)
+
+
+def test_csr_pieces_of_scan_chunks_assemble_in_row_order():
+    """Rectangles of scan positions read in any order become one CSR matrix in row order."""
+    from nmf4d.nmf import vstack_rows
+
+    X, _ = counts_and_fits(m=42)                     # a 6 x 7 scan of 300-pixel patterns
+    pos = np.arange(42).reshape(6, 7)
+    pieces = [(pos[y:y + 3, x:x + 4].ravel(), kernels.to_csr(X[pos[y:y + 3, x:x + 4].ravel()]))
+              for y in (3, 0) for x in (4, 0)]
+    M = vstack_rows(pieces, 42, 300)
+    np.testing.assert_array_equal(M.toarray(), X)
+    st = kernels.stats(pieces[0][1], pieces[0][0])
+    np.testing.assert_allclose(st["row_sums"], X[pieces[0][0]].sum(axis=1))

@@ -53,13 +53,14 @@ def test_auto_chooses_true_k(auto, dataset):
     assert a.selection is not None and a.selection.k == a.k
     assert a.sweep is not None and a.sweep.k.tolist() == list(range(2, truth.k_true + 4))
     assert a.sweep.window[0] <= a.k <= a.sweep.window[1]
-    assert stages == ["preprocess", "select", "refine", "maps"]
+    assert stages == ["load", "preprocess", "select", "refine", "maps"]
+    assert dict(progress.events)["load"].startswith(a.execution["mode"] + ": ")
     assert dict(progress.events)["select"] is a.selection
     assert dict(progress.events)["maps"] == a.relative_error      # the error in input units
     assert list(a.timings) == ["preprocess", "load", "sweep", "sweep: sketch", "sweep: fits",
                                "sweep: loss", "select", "refine", "maps"]
     for bar in ("check + statistics", "level one: passes over the data", "level one: k sweep",
-                f"final fit (k = {a.k}, full data)", "maps + cluster means"):
+                f"final fit (k = {a.k}, full data)", "maps: one pass over the data"):
         assert bar in progress.recorded, bar
     passes = progress.recorded["level one: passes over the data"]
     assert passes.n == passes.total == 7 * a.execution["blocks"]

@@ -87,16 +87,79 @@ def test_streamed_under_budget_equals_in_memory(in_memory, zarr_scan):
                                rtol=1e-4, atol=1e-6)
 
 
-def test_distributed_local_cluster_equals_in_memory(in_memory, zarr_scan):
+def test_distributed_local_cluster_equals_in_memory(in_memory, zarr_scan, counts_scan):
+    """float32 and uint16 (held as CSR in memory; dense uint16 blocks on the workers)."""
     distributed = pytest.importorskip("distributed")
     ds = open_dataset(zarr_scan[0])
+    counts = open_dataset(counts_scan[0])
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         a = run(ds.data, client=client)
-    assert a.execution["mode"] == "distributed"
+        b = run(counts.data, client=client)
+    assert a.execution["mode"] == b.execution["mode"] == "distributed"
     assert a.execution["blocks"] >= 4
     _same(a, in_memory)
+    _same(b, run(counts.data))
+
+
+@pytest.fixture(scope="module")
+def counts_scan(tmp_path_factory):
+    """uint16 counts as a detector writes them, sparse (about 8 % non-zero); 35 MB, so that
+    the smallest budget (64MB) streams them."""
+    path = tmp_path_factory.mktemp("counts") / "counts.zarr"
+    truth = write_polycrystal_zarr(path, (60, 72), (64, 64), chunks=(5, 16), n_grains=4,
+                                   vacuum=True, dose=1000, seed=3, dtype="uint16")
+    return path, truth
+
+
+def test_counts_held_in_their_dtype(counts_scan, monkeypatch):
+    """uint16 counts stay uint16 in memory (CSR when sparse), are weighted on the fly, and
+    the run log says where the data is and why."""
+    import nmf4d.prepare as prep
+    from nmf4d.execution import Progress
+
+    ds = open_dataset(counts_scan[0])
+    assert ds.data.dtype == np.uint16
+    events = []
+    fd = load(ds.data, progress=Progress(log=lambda stage, info: events.append((stage, info))))
+    assert fd.mode == "memory (weighting on the fly)" and fd.extras["dtype"] == "uint16"
+    assert type(fd.op.X).__name__ == "csr_matrix" and fd.op.X.dtype == np.float32
+    assert events and events[0][0] == "load" and "as CSR" in events[0][1]
+    assert "uint16" in events[0][1] and "on the fly" in events[0][1]
+    monkeypatch.setattr(prep, "SPARSE_DENSITY", 0.0)
+    dense = load(ds.data)
+    assert isinstance(dense.op.X, np.ndarray) and dense.op.X.dtype == np.uint16
+    np.testing.assert_allclose(dense.stats["row_sums"], fd.stats["row_sums"])
+    np.testing.assert_allclose(dense.stats["col_sums"], fd.stats["col_sums"])
+    assert dense.stats["sq"] == pytest.approx(fd.stats["sq"], rel=1e-12)
+    streamed = load(ds.data, memory="64MB")
+    assert streamed.mode == "stream" and streamed.n_blocks > 1
+    assert "exceeds half the memory budget" in streamed.extras["reason"]
+    np.testing.assert_allclose(streamed.stats["row_sums"], fd.stats["row_sums"])
+
+
+def test_counts_in_memory_sparse_dense_and_streamed_agree(counts_scan, monkeypatch):
+    """The same uint16 scan analysed in memory as CSR, in memory dense (uint16) and
+    streamed under a budget: same k and labels, losses within 1e-4."""
+    import nmf4d.prepare as prep
+
+    from sklearn.metrics import adjusted_rand_score
+
+    ds = open_dataset(counts_scan[0])
+    sparse = run(ds.data)
+    streamed = run(ds.data, memory="64MB")
+    monkeypatch.setattr(prep, "SPARSE_DENSITY", 0.0)
+    dense = run(ds.data)
+    assert streamed.execution["mode"] == "stream"
+    truth = counts_scan[1]
+    assert sparse.k == truth.k_true
+    pure = truth.ratio == 0
+    assert adjusted_rand_score(truth.labels[pure], sparse.labels[pure]) > 0.99
+    _same(dense, sparse)
+    _same(streamed, sparse)
+    np.testing.assert_allclose(streamed.clusters["raw_mean"], sparse.clusters["raw_mean"],
+                               rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -247,3 +247,19 @@ def test_preprocess_dask_is_lazy(data):
     lazy = big.map_blocks(lambda b: seen.append(1) or b, dtype=np.float32)
     pp.preprocess(lazy, PreprocessConfig(dark="auto", centre="auto"))
     assert 0 < len(seen) <= 8 + 2                       # 8 sampled rows of 64
+
+
+def test_preprocess_keeps_untouched_counts_integer():
+    """Counts that no step changed stay in their dtype (the loading stage holds them so);
+    a step that changes values gives float32."""
+    counts = np.random.default_rng(2).poisson(2.0, (4, 5, 12, 8)).astype(np.uint16)
+    for cfg, dtype in ((PreprocessConfig(), np.uint16),
+                       (PreprocessConfig(crop=(0, 10, 1, 7), mask_radius=1.5), np.uint16),
+                       (PreprocessConfig(bin=2), np.float32),
+                       (PreprocessConfig(scale="sqrt"), np.float32)):
+        out, rec, _ = pp.preprocess(counts, cfg)
+        outd, recd, _ = pp.preprocess(da.from_array(counts, chunks=(2, 2, -1, -1)), cfg)
+        assert out.dtype == dtype and outd.dtype == dtype and rec["dtype"] == str(np.dtype(dtype))
+        np.testing.assert_array_equal(outd.compute(), out)
+    out, _, _ = pp.preprocess(counts.astype(np.int64))
+    assert out.dtype == np.float32           # 8-byte integers are not kept

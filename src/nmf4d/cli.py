@@ -98,6 +98,8 @@ def _logger(quiet: bool):
             text = f"maps: relative error of the fit {info:.4f}"
         elif stage == "preprocess":
             text = f"preprocessed: {info.get('output_shape')}"
+        elif stage == "load":
+            text = f"data in {info}"       # where the data lives for the budget, and why
         else:
             text = str(stage)
         print(f"[{el:6.1f}s] {text}", file=sys.stderr)

@@ -29,8 +29,8 @@ quantisation step of ``sqrt(v)`` is ``sqrt(max_p) / 255``, below the Poisson noi
 ~16 000 counts. Binning crops the trailing ``ky % bin`` rows and ``kx % bin`` columns.
 
 Only numpy is used here and no other report module is imported: the pipeline calls
-:func:`explorer_layout` once, :func:`explorer_block` on every row block of the data
-matrix in its maps pass (blocks in any order, on any executor), and
+:func:`explorer_plan` once (the layout), its kernel (:func:`explorer_block`) on every row
+block of the data matrix in its maps pass (blocks in any order, on any executor), and
 :func:`write_explorer` at the end. :func:`explorer_from_array` does all three on an
 array in memory.
 """
@@ -221,7 +221,7 @@ def explorer_block(X_block: np.ndarray, rows_index: int | np.ndarray, *,
 
     Parameters
     ----------
-    X_block : ndarray of shape (m, ky * kx)
+    X_block : ndarray or scipy.sparse CSR matrix of shape (m, ky * kx)
         Rows of the factorised data matrix (one pattern per row, row-major scan order).
     rows_index : int or ndarray of shape (m,)
         Global row of each row of the block, or the first row of a contiguous block.
@@ -237,10 +237,13 @@ def explorer_block(X_block: np.ndarray, rows_index: int | np.ndarray, *,
         ``index`` into ``explorer/patterns`` and the block's ``patterns`` and ``scale``
         (empty when the block holds no stored position).
     """
-    X = np.asarray(X_block)
+    # a scipy.sparse CSR block (sparse counts) is used as it is: only the stored rows are
+    # expanded (duck-typed on ``toarray``, so this module still imports only numpy)
+    sparse = hasattr(X_block, "toarray")
+    X = X_block if sparse else np.asarray(X_block)
     m = X.shape[0]
     ky, kx = (int(v) for v in pattern_shape)
-    if X.ndim != 2 or X.shape[1] != ky * kx:
+    if len(X.shape) != 2 or X.shape[1] != ky * kx:
         raise ValueError(f"X_block must be (m, {ky * kx}), got {X.shape}")
     rows = (np.arange(m, dtype=np.int64) + int(rows_index) if np.ndim(rows_index) == 0
             else np.asarray(rows_index, dtype=np.int64))
@@ -252,7 +255,8 @@ def explorer_block(X_block: np.ndarray, rows_index: int | np.ndarray, *,
     sel = (y >= off) & (x >= off) & ((y - off) % step == 0) & ((x - off) % step == 0)
     gx = grid_shape(scan_shape, step)[1]
     index = ((y[sel] - off) // step) * gx + (x[sel] - off) // step
-    q, scale = encode_patterns(bin_sum(X[sel].reshape(-1, ky, kx), bin))
+    chosen = X[np.flatnonzero(sel)].toarray() if sparse else X[sel]
+    q, scale = encode_patterns(bin_sum(chosen.reshape(-1, ky, kx), bin))
     return ExplorerBlock(index.astype(np.int64), q, scale)
 
 
@@ -374,15 +378,72 @@ def add_explorer(results_path, data4d: Any, *, budget_bytes: int = DEFAULT_BUDGE
             "binned_shape": kw["patterns"].shape[1:]}
 
 
-__all__ = ["DEFAULT_BUDGET", "MAX_WEIGHT_MAPS", "ExplorerBlock", "add_explorer", "bin_sum", "decode_patterns",
-           "encode_patterns", "explorer_block", "explorer_from_array", "explorer_layout",
-           "explorer_nbytes", "explorer_positions", "write_explorer"]
+__all__ = ["DEFAULT_BUDGET", "MAX_WEIGHT_MAPS", "ExplorerBlock", "ExplorerPlan", "add_explorer",
+           "bin_sum", "decode_patterns", "encode_patterns", "explorer_block",
+           "explorer_from_array", "explorer_from_blocks", "explorer_layout", "explorer_nbytes",
+           "explorer_plan", "explorer_positions", "write_explorer"]
+
+
+class ExplorerPlan(NamedTuple):
+    """The explorer's layout and per-block kernel, before the pass over the data.
+
+    Run ``kernel(X_block, start)`` on every row block (blocks in any order, on any
+    executor: it is a ``functools.partial`` of :func:`explorer_block`), then
+    :meth:`assemble` the results.
+    """
+
+    kernel: Any
+    bin: int
+    step: int
+    scan_shape: tuple
+    pattern_shape: tuple
+    components: Any
+    budget_bytes: int
+
+    def assemble(self, blocks) -> dict:
+        """Keyword arguments of :func:`write_explorer` from the kernel's block results."""
+        n_sel = int(np.prod(grid_shape(self.scan_shape, self.step)))
+        by, bx = binned_shape(self.pattern_shape, self.bin)
+        patterns = np.zeros((n_sel, by, bx), np.uint8)
+        scale = np.zeros(n_sel, np.float32)
+        for blk in blocks:
+            patterns[blk.index] = blk.patterns
+            scale[blk.index] = blk.scale
+        return dict(patterns=patterns, scale=scale, bin=self.bin, step=self.step,
+                    scan_shape=self.scan_shape, pattern_shape=self.pattern_shape,
+                    components=self.components, budget_bytes=self.budget_bytes)
+
+
+def explorer_plan(*, scan_shape: Sequence[int], pattern_shape: Sequence[int],
+                  components: np.ndarray | None = None,
+                  budget_bytes: int = DEFAULT_BUDGET) -> ExplorerPlan:
+    """The layout (:func:`explorer_layout`) and the per-block kernel, for a pass that the
+    caller makes (the pipeline's maps pass reads every block once for all its needs).
+
+    Parameters
+    ----------
+    scan_shape, pattern_shape : (int, int)
+    components : ndarray of shape (k, ky, kx), optional
+    budget_bytes : int
+
+    Returns
+    -------
+    ExplorerPlan
+    """
+    from functools import partial
+
+    (sy, sx), (ky, kx) = (tuple(int(v) for v in s) for s in (scan_shape, pattern_shape))
+    k = 0 if components is None else len(components)
+    b, step = explorer_layout((sy, sx), (ky, kx), budget_bytes=budget_bytes, n_components=k)
+    kernel = partial(explorer_block, scan_shape=(sy, sx), pattern_shape=(ky, kx), bin=b,
+                     step=step)
+    return ExplorerPlan(kernel, b, step, (sy, sx), (ky, kx), components, budget_bytes)
 
 
 def explorer_from_blocks(map_rows, *, scan_shape: Sequence[int], pattern_shape: Sequence[int],
                          components: np.ndarray | None = None,
                          budget_bytes: int = DEFAULT_BUDGET) -> dict:
-    """The explorer's data from one pass over row blocks (the pipeline's maps pass).
+    """The explorer's data from one pass over row blocks.
 
     Parameters
     ----------
@@ -398,19 +459,6 @@ def explorer_from_blocks(map_rows, *, scan_shape: Sequence[int], pattern_shape: 
     dict
         Keyword arguments of :func:`write_explorer`.
     """
-    from functools import partial
-
-    (sy, sx), (ky, kx) = (tuple(int(v) for v in s) for s in (scan_shape, pattern_shape))
-    k = 0 if components is None else len(components)
-    b, step = explorer_layout((sy, sx), (ky, kx), budget_bytes=budget_bytes, n_components=k)
-    n_sel = int(np.prod(grid_shape((sy, sx), step)))
-    by, bx = binned_shape((ky, kx), b)
-    patterns = np.zeros((n_sel, by, bx), np.uint8)
-    scale = np.zeros(n_sel, np.float32)
-    kernel = partial(explorer_block, scan_shape=(sy, sx), pattern_shape=(ky, kx), bin=b,
-                     step=step)
-    for blk in map_rows(kernel):
-        patterns[blk.index] = blk.patterns
-        scale[blk.index] = blk.scale
-    return dict(patterns=patterns, scale=scale, bin=b, step=step, scan_shape=(sy, sx),
-                pattern_shape=(ky, kx), components=components, budget_bytes=budget_bytes)
+    plan = explorer_plan(scan_shape=scan_shape, pattern_shape=pattern_shape,
+                         components=components, budget_bytes=budget_bytes)
+    return plan.assemble(map_rows(plan.kernel))

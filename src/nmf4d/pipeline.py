@@ -27,18 +27,18 @@ import numpy as np
 
 from .arrays import validate_4d
 from .calibration import Calibration, resolve
-from .clusters import compare_clusters
+from .clusters import compare_clusters, representatives
 from .config import AnalysisConfig, resolve_k
 from .errors import ConfigError, InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
-from .explorer_data import explorer_from_blocks
+from .explorer_data import explorer_plan
 from .inputs import as_input
 from .decision import Decision, cluster_stage, decide_stage
 from .maps import ClusterMaps
 from .orientation import Orientation, index_analysis
 from .prepare import load
 from .preprocess import preprocess
-from .refine import refine, relative_error
+from .refine import refine
 from .select_k import Selection
 from .sweep import SweepResult, loss_sweep
 
@@ -198,14 +198,10 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,
                      progress=progress)
     progress.event("refine", fit)
-    with timer("maps"), progress.counting("maps + cluster means", None):
-        rel = relative_error(fd, fit)
+    with timer("maps"), progress.counting("maps: one pass over the data", fd.n_blocks):
         found, maps = cluster_stage(fit, fd, record, config, given=given)
-        clusters = compare_clusters(fd.op, maps.components, maps.weights, maps.labels)
+        rel, clusters, explorer = _maps_pass(fd, fit, maps, explorer=config.report.explorer)
         _fill_nothing(maps, clusters)
-        explorer = explorer_from_blocks(fd.op.map_rows, scan_shape=(sy, sx),
-                                        pattern_shape=(ky, kx), components=maps.components) \
-            if config.report.explorer else None
     progress.event("maps", rel)
     orientation = None
     if phases is not None:
@@ -215,7 +211,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                                          progress=progress)
     execution = {"mode": fd.mode, "blocks": fd.op.n_blocks,
                  "refine_seconds_per_iteration": timer.seconds["refine"] / max(fit.n_iter, 1),
-                 "client": client_address(client)}
+                 "client": client_address(client), "reason": fd.extras.get("reason", "")}
     return Analysis(k=maps.k, components=maps.components, weights=maps.weights,
                     labels=maps.labels, ratio=maps.ratio, partner=maps.partner,
                     thresholds=maps.thresholds, masks=maps.masks, background=maps.background,
@@ -241,6 +237,26 @@ def _noise(record: dict):
     """The detector noise model measured by the dark step, if any."""
     d = record.get("dark") or {}
     return (d["gain"], d["read_variance"]) if d.get("read_variance") else None
+
+
+def _maps_pass(fd, fit, maps: ClusterMaps, *, explorer: bool):
+    """What the maps stage reads from the data, in one pass over it: the final fit's
+    relative error, the clusters' mean and representative patterns
+    (:func:`~nmf4d.clusters.compare_clusters`) and the explorer's patterns
+    (:func:`~nmf4d.explorer_data.explorer_plan`). Returns (relative error, clusters,
+    explorer dict or None)."""
+    components, weights, labels = maps.components, maps.weights, maps.labels
+    plan = explorer_plan(scan_shape=fd.scan_shape, pattern_shape=fd.pattern_shape,
+                         components=components) if explorer else None
+    k = components.shape[0]
+    # the residual is the fit's (all its components); means and rows are the clusters'
+    res = fd.op.maps_pass(fit.weights, fit.components, labels.ravel(), k,
+                          representatives(weights), func=plan.kernel if plan else None)
+    sq = fd.op.sq_norm()
+    rel = float(np.sqrt(res["sq"] / sq)) if sq > 0 else 0.0
+    clusters = compare_clusters(None, components, weights, labels,
+                                raw_mean=res["label_means"], rows=res["rows"])
+    return rel, clusters, (plan.assemble(res["func"]) if plan else None)
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):

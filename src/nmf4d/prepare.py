@@ -1,7 +1,8 @@
 """The loading stage: the preprocessed data as a matrix in its fitting space.
 
-:func:`load` decides where the data lives for the budget (in memory, streamed from its
-file, or on a dask cluster), makes the statistics pass (which checks every value), and
+:func:`load` decides where the data lives for the budget (in memory, integer counts in
+their own dtype; streamed from its file; or on a dask cluster), makes the statistics pass
+(which checks every value; in memory it is made while the data is read), and
 returns a :class:`FittingData`: the data operator in input units, the operator NMF fits
 (Poisson-weighted on the fly or as a copy, or the same data), and the conversions of a fit
 between the two spaces. No other stage touches the weighting scales.
@@ -16,15 +17,18 @@ from .arrays import Array, raise_bad_values
 from .errors import InputError
 from .execution import (
     DaskSource,
-    NumpySource,
     Progress,
+    aligned_rows,
     block_rows,
-    compute_with_bar,
+    format_bytes,
+    held_dtype,
     parse_memory,
+    read_into,
     usable_cores,
 )
-from .nmf import BlockOperator, InMemoryOperator, NMFResult, apply_scales, rescale, \
-    scales_from_sums, unscale
+from .nmf import SPARSE_DENSITY, BlockOperator, InMemoryOperator, NMFResult, apply_scales, \
+    combine_stats, rescale, scales_from_sums, unscale, vstack_rows
+from .nmf import kernels as K
 
 
 @dataclass
@@ -106,11 +110,20 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
          noise: tuple[float, float] | None = None) -> FittingData:
     """The preprocessed data as a :class:`FittingData`, for the budget and executor.
 
-    Data that fits half the memory budget is read into memory (its Poisson-weighted copy
-    too when both fit the budget; otherwise the weights are applied on the fly); larger
-    lazy data stays a chunked dask array streamed block by block; with a
-    ``dask.distributed`` client the blocks are computed on the cluster (persisted there
-    when the data fits the budget). Every value is checked in the statistics pass.
+    Integer counts (uint8/16/32, as detectors write them) are held in their own dtype and
+    each block is converted to float32 as it is used; other data is held as float32. The
+    data is read into memory when it fits half the memory budget (a lazy array is read
+    chunk by chunk into one matrix, its statistics made on each chunk as it arrives), as
+    a CSR matrix when at most ``SPARSE_DENSITY`` of its values are non-zero
+    (:func:`sampled_density`; :mod:`nmf4d.nmf._sparse` says why);
+    larger lazy data stays a chunked dask array streamed block by block, in blocks of
+    whole storage chunks; with a ``dask.distributed`` client the blocks are computed on
+    the cluster (persisted there when the data fits the budget). Every value is checked
+    in the statistics pass. Poisson weights are applied on the fly, except that float
+    data in memory gets a weighted float32 copy when both fit the budget (as before; for
+    counts the copy would be 2-4 times their size, for passes at most ~15 % faster:
+    the products apply the weights to their small operands). The choice and its
+    reason are told as the progress event ``"load"`` and kept in ``FittingData.extras``.
 
     Parameters
     ----------
@@ -135,34 +148,20 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
     budget = parse_memory(memory)
     sy, sx, ky, kx = arr.shape
     n, p = sy * sx, ky * kx
-    nbytes = n * p * 4
+    dtype = held_dtype(arr.dtype)
+    nbytes = n * p * dtype.itemsize
     lazy = not isinstance(arr, np.ndarray)
     if client is not None:
-        import dask.array as da
-        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
-        # at least two blocks per worker, so every worker computes
-        rows = max(1, min(block_rows(p, budget, n_workers=n_workers) // sx,
-                          -(-sy // (2 * n_workers))))
-        x4 = arr if lazy else da.from_array(arr, chunks=(rows, sx, ky, kx))
-        x = x4.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
-        if nbytes <= budget:
-            x = client.persist(x)
-        op = BlockOperator(DaskSource(x, client=client, progress=progress))
-        mode = "distributed"
+        op, mode, reason, st = _on_cluster(arr, dtype, budget, client, progress)
     elif lazy and nbytes > budget // 2:
-        workers = max(1, min(usable_cores(), 4))
-        rows = max(1, block_rows(p, budget, n_workers=workers) // sx)
-        x = arr.astype(np.float32).rechunk((rows, sx, ky, kx)).reshape(n, p)
-        op = BlockOperator(DaskSource(x, scheduler="threads", num_workers=workers,
-                                      progress=progress))
-        mode = "stream"
+        op, mode, reason, st = _streamed(arr, dtype, budget, progress)
     else:
-        x4 = compute_with_bar(arr, progress) if lazy else arr
-        X = np.ascontiguousarray(np.asarray(x4, dtype=np.float32).reshape(n, p))
-        op = InMemoryOperator(X, progress=progress)
-        mode = "memory"
-    with progress.counting("check + statistics", op.n_blocks):
-        st = op.stats()
+        op, mode, reason, st = _in_memory(arr, dtype, budget, progress)
+    if st is None:
+        with progress.counting("check + statistics", op.n_blocks):
+            st = op.stats()
+    else:
+        op.set_stats(st)
     _raise_bad_values(dict(st, n_neg=0) if allow_negative else st, (sy, sx))
     if st["sq"] == 0.0:
         raise InputError("data contains only zeros after preprocessing: nothing to factorise")
@@ -172,14 +171,136 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
         gain, read_var = noise or (1.0, 0.0)
         scales = scales_from_sums(st["row_sums"], st["col_sums"] / n, gain=gain,
                                   read_variance=read_var)
-        if mode == "memory" and 2 * nbytes <= budget:
+        copy = n * p * 4
+        dense = mode == "memory" and isinstance(op.X, np.ndarray)
+        if dense and dtype.kind == "f" and nbytes + copy <= budget:
             fit_op = InMemoryOperator(apply_scales(op.X, *scales), progress=progress)
+            reason += f"; Poisson-weighted float32 copy held ({format_bytes(copy)})"
         else:
             fit_op = BlockOperator(op.source, scales=scales)
+            reason += "; Poisson weights applied on the fly"
             if mode == "memory":
                 mode = "memory (weighting on the fly)"
+                if not dense:
+                    reason += " (a dense copy would undo the CSR's saving)"
+                elif dtype.kind != "f":
+                    reason += (f" (for counts: a float32 copy would take {format_bytes(copy)}"
+                               " more for passes barely faster)")
+                else:
+                    reason += f" (a float32 copy of {format_bytes(copy)} exceeds the budget)"
+    progress.event("load", f"{mode}: {reason}")
     return FittingData(op=op, fit_op=fit_op, scales=scales, scan_shape=(sy, sx),
-                       pattern_shape=(ky, kx), stats=st, mode=mode)
+                       pattern_shape=(ky, kx), stats=st, mode=mode,
+                       extras={"reason": reason, "dtype": str(dtype)})
+
+
+def _size(arr, dtype) -> str:
+    return f"{format_bytes(int(np.prod(arr.shape)) * dtype.itemsize)} as {dtype}"
+
+
+def _on_cluster(arr, dtype, budget: int, client, progress):
+    """Blocks on a dask.distributed cluster: (op, mode, reason, stats or None)."""
+    import dask.array as da
+
+    sy, sx, ky, kx = arr.shape
+    n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+    # at least two blocks per worker, so every worker computes
+    rows = max(1, min(block_rows(ky * kx, budget, n_workers=n_workers,
+                                 itemsize=dtype.itemsize) // sx, -(-sy // (2 * n_workers))))
+    x4 = arr if not isinstance(arr, np.ndarray) else da.from_array(arr, chunks=(rows, sx, ky, kx))
+    x = x4.astype(dtype).rechunk((rows, sx, ky, kx)).reshape(sy * sx, ky * kx)
+    kept = sy * sx * ky * kx * dtype.itemsize <= budget
+    if kept:
+        x = client.persist(x)
+    op = BlockOperator(DaskSource(x, client=client, progress=progress))
+    where = (f"persisted in their memory (fits the budget of {format_bytes(budget)})" if kept
+             else f"read from the input in every pass (exceeds the budget of "
+                  f"{format_bytes(budget)})")
+    return op, "distributed", (f"{_size(arr, dtype)} on a dask.distributed cluster of "
+                               f"{n_workers} worker(s), {where}"), None
+
+
+def _streamed(arr, dtype, budget: int, progress):
+    """Row blocks of whole storage chunks read in every pass: (op, mode, reason, None)."""
+    sy, sx, ky, kx = arr.shape
+    workers = max(1, min(usable_cores(), 4))
+    target = block_rows(ky * kx, budget, n_workers=workers, itemsize=dtype.itemsize) // sx
+    rows = min(sy, aligned_rows(target, arr.chunks[0][0]))
+    op = BlockOperator(DaskSource.scan_rows(arr.astype(dtype), rows, num_workers=workers,
+                                            progress=progress))
+    return op, "stream", (f"{_size(arr, dtype)} exceeds half the memory budget of "
+                          f"{format_bytes(budget)}: streamed from the input, {op.n_blocks} "
+                          f"blocks of {rows * sx} patterns per pass on {workers} threads"), None
+
+
+def _in_memory(arr, dtype, budget: int, progress):
+    """The data read into memory (CSR when sparse), with its statistics made on each chunk
+    as it is read: (op, mode, reason, stats or None)."""
+    sy, sx, ky, kx = arr.shape
+    n, p = sy * sx, ky * kx
+    sparse = sampled_density(arr) <= SPARSE_DENSITY
+    st = None
+    if not isinstance(arr, np.ndarray):
+        x4 = arr.astype(dtype)
+        X = None if sparse else np.empty((n, p), dtype=dtype)
+        with progress.counting("load + check + statistics", x4.numblocks[0] * x4.numblocks[1]):
+            parts = read_into(x4, None if sparse else X.reshape(sy, sx, ky, kx),
+                              K.stats_and_csr if sparse else K.stats,
+                              num_workers=usable_cores(), progress=progress)
+        if sparse:
+            st = _chunk_stats([(rows, res[0]) for rows, res in parts], n)
+            X = vstack_rows([(rows, res[1]) for rows, res in parts], n, p)
+        else:
+            st = _chunk_stats(parts, n)
+    else:
+        X = np.ascontiguousarray(np.asarray(arr, dtype=dtype).reshape(n, p))
+        if sparse:
+            X = _to_csr(X, progress)
+    reason = f"{_size(arr, dtype)} fits half the memory budget of {format_bytes(budget)}: in memory"
+    if sparse:
+        reason += (f", as CSR ({100 * X.nnz / max(1, n * p):.1f} % of the values are "
+                   f"non-zero: {format_bytes(X.data.nbytes + X.indices.nbytes)})")
+    return InMemoryOperator(X, progress=progress), "memory", reason, st
+
+
+def sampled_density(arr, n_samples: int = 3, rows: int = 2) -> float:
+    """Fraction of non-zero values, estimated on a few chunks (a lazy array: the first
+    ``rows`` scan rows of its first, middle and last chunk) or rows (an ndarray: up to 64
+    rows spread over the scan)."""
+    if isinstance(arr, np.ndarray):
+        flat = arr.reshape(-1, arr.shape[2] * arr.shape[3])
+        rows = np.unique(np.linspace(0, flat.shape[0] - 1, min(64, flat.shape[0])).astype(int))
+        sample = flat[rows]
+        return float(np.count_nonzero(sample)) / max(1, sample.size)
+    import dask
+
+    ny, nx = arr.numblocks[:2]
+    picks = sorted({(int(i * (ny - 1) / max(1, n_samples - 1)),
+                     int(i * (nx - 1) / max(1, n_samples - 1))) for i in range(n_samples)})
+    chunks = dask.compute(*[arr.blocks[i, j][:rows] for i, j in picks], scheduler="threads")
+    return float(sum(np.count_nonzero(c) for c in chunks)) / max(1, sum(c.size for c in chunks))
+
+
+def _to_csr(X: np.ndarray, progress: Progress):
+    """An in-memory matrix as CSR, converted block by block on every core."""
+    import scipy.sparse as sp
+
+    blocks = InMemoryOperator(X, progress=progress).source.map(K.to_csr)
+    return sp.vstack(blocks, format="csr")
+
+
+def _chunk_stats(parts, n: int) -> dict:
+    """:func:`~nmf4d.nmf.combine_stats` of per-chunk statistics ``[(rows, stats)]``, the
+    chunks covering the n rows in any order."""
+    order = sorted(range(len(parts)), key=lambda i: int(parts[i][0][0]))
+    st = combine_stats([parts[i][1] for i in order])
+    rows = np.concatenate([parts[i][0] for i in order])
+    row_sums = np.empty(n, np.float64)
+    row_sums[rows] = st["row_sums"]
+    st["row_sums"] = row_sums
+    st["bad_rows"] = np.sort(st["bad_rows"])
+    st["neg_rows"] = np.sort(st["neg_rows"])
+    return st
 
 
 def _as_float_matrix(X) -> np.ndarray:

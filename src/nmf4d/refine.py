@@ -33,14 +33,17 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
     NMFResult
         In input units: components of unit sum, weights (k, n) in intensity units.
     """
-    from .execution import Progress
+    from .execution import Progress, blas_threads
 
     progress = progress or Progress()
     fit = config.fit
     n, p = data.fit_op.shape
     k = check_k(k, min(n, p))
     start_factors = None if start is None else data.to_fitting(start)
-    with progress.bar(f"final fit (k = {k}, full data)", fit.max_iter, "iter") as bar:
+    # BLAS single-threaded: the passes run blocks on threads; the solver's own small
+    # products between passes gain nothing from threads (nmf4d.execution.threads)
+    with progress.bar(f"final fit (k = {k}, full data)", fit.max_iter, "iter") as bar, \
+            blas_threads(1):
         res = non_negative_factorization(
             data.fit_op, k, init=fit.init, seed=config.seed, max_iter=fit.max_iter,
             tol=fit.tol, l1_weights=fit.l1_weights, l1_components=fit.l1_components,

@@ -10,8 +10,8 @@ from scipy.signal import argrelextrema
 
 from .config import FitConfig, SweepConfig, parse_k_range
 from .errors import ConfigError, InputError
-from .execution import Progress
-from .nmf import LowRankOperator, NMFResult, non_negative_factorization
+from .execution import Progress, blas_threads, parallel_map
+from .nmf import LowRankOperator, non_negative_factorization
 
 if TYPE_CHECKING:
     from .prepare import FittingData
@@ -183,7 +183,9 @@ def loss_sweep(data, config: SweepConfig | None = None, *, fit: FitConfig | None
     passes = RANGE_FINDER_PASSES + 1 if config.method == "sketch" else None
     with progress.counting("level one: passes over the data",
                            passes and passes * fd.n_blocks), \
-            progress.bar("level one: k sweep", hi - lo + 1, "k") as bar:
+            progress.bar("level one: k sweep", hi - lo + 1, "k") as bar, blas_threads(1):
+        # BLAS single-threaded: the passes run blocks on threads, the sketched fits run
+        # side by side (see nmf4d.execution.threads for why, measured)
         return _sweep(fd, op, lo, hi, config, fit, seed, scan_shape, bar, oversample,
                       power_iter, starts)
 
@@ -207,17 +209,29 @@ def _sweep(fd, op, lo, hi, config, fit, seed, scan_shape, bar, oversample, power
         coords = fit_op.normalised_coords(hi, rng=rng, scan_shape=scan_shape)
     if "nndsvd" in starts or "nndsvda" in starts:
         svd = fit_op.sketch(hi, rng=rng)
-    ks, cands = [], []
-    for k in range(lo, hi + 1):
-        for start in starts:
-            res: NMFResult = non_negative_factorization(
-                fit_op, k, init=start, seed=seed, max_iter=config.max_iter, tol=config.tol,
-                coords=coords, svd=svd, l1_weights=fit.l1_weights,
-                l1_components=fit.l1_components, ortho=config.ortho, inner="auto",
-                scan_shape=scan_shape)
-            cands.append((k, start, fd.to_input(res)))
-        ks.append(k)
-        bar.update(1)
+    ks = list(range(lo, hi + 1))
+    tasks = [(k, start) for k in ks for start in starts]
+
+    def fit_one(task):
+        k, start = task
+        return fd.to_input(non_negative_factorization(
+            fit_op, k, init=start, seed=seed, max_iter=config.max_iter, tol=config.tol,
+            coords=coords, svd=svd, l1_weights=fit.l1_weights,
+            l1_components=fit.l1_components, ortho=config.ortho, inner="auto",
+            scan_shape=scan_shape))
+    left = {k: len(starts) for k in ks}
+
+    def done(i):
+        k = tasks[i][0]
+        left[k] -= 1
+        if not left[k]:
+            bar.update(1)
+    # Fits on the sketch are independent and read only shared arrays: one per core
+    # (each is the same whatever the threads). Fits on the full data run one at a
+    # time, their passes already using every core.
+    threads = None if isinstance(fit_op, LowRankOperator) else 1
+    fitted = parallel_map(fit_one, tasks, threads=threads, done=done)
+    cands = [(k, start, res) for (k, start), res in zip(tasks, fitted)]
     t_fits = time.perf_counter()
     target = fd.op
     # every candidate's loss on the full data, in one pass

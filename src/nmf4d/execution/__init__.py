@@ -10,6 +10,7 @@ its executors:
   threads (:class:`NumpySource`), streamed from a lazy file on dask's threaded scheduler,
   or on a ``dask.distributed`` cluster (:class:`DaskSource`);
 - :mod:`.cluster`: joining or starting a ``dask.distributed`` cluster;
+- :mod:`.threads`: independent tasks on threads with single-threaded BLAS;
 - :mod:`.device`: CPU or CUDA GPU;
 - :mod:`.progress`: progress bars and stage events, passed explicitly to every stage and
   source.
@@ -19,8 +20,10 @@ This package imports nothing of the maths.
 """
 from .budget import (
     DEFAULT_MEMORY_FRACTION,
+    aligned_rows,
     block_rows,
     format_bytes,
+    held_dtype,
     parse_memory,
     physical_memory,
     usable_cores,
@@ -28,18 +31,22 @@ from .budget import (
 from .cluster import check_cluster_options, client_address, dask_client, start_client
 from .device import check_device_name, resolve_device, torch_available
 from .progress import SILENT, Progress, StageTimer
+from .threads import blas_threads, parallel_map
 from .sources import (
     BLOCK_ELEMENTS,
     BlockSource,
     DaskSource,
     NumpySource,
     compute_with_bar,
+    read_into,
     row_blocks,
     work_dtype,
 )
 
-__all__ = ["DEFAULT_MEMORY_FRACTION", "block_rows", "format_bytes", "parse_memory",
-           "physical_memory", "usable_cores", "check_cluster_options", "client_address",
-           "dask_client", "start_client", "check_device_name", "resolve_device",
-           "torch_available", "SILENT", "Progress", "StageTimer", "BLOCK_ELEMENTS", "BlockSource",
-           "DaskSource", "NumpySource", "compute_with_bar", "row_blocks", "work_dtype"]
+__all__ = ["DEFAULT_MEMORY_FRACTION", "aligned_rows", "block_rows", "format_bytes",
+           "held_dtype", "parse_memory", "physical_memory", "usable_cores",
+           "check_cluster_options", "client_address", "dask_client", "start_client",
+           "check_device_name", "resolve_device", "torch_available", "SILENT", "Progress",
+           "StageTimer", "blas_threads", "parallel_map", "BLOCK_ELEMENTS", "BlockSource",
+           "DaskSource", "NumpySource", "compute_with_bar", "read_into", "row_blocks",
+           "work_dtype"]

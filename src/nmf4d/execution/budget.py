@@ -1,7 +1,8 @@
 """The memory budget and the machine: how much may be held, in blocks of how many rows.
 
-Data that fits half the budget is held in memory; larger data is streamed in row blocks
-sized so that the blocks in flight fit a third of the budget (see :func:`block_rows`).
+Data that fits half the budget is held in memory (integer counts in their own dtype, see
+:func:`held_dtype`); larger data is streamed in row blocks sized so that the blocks in
+flight fit a third of the budget (see :func:`block_rows`).
 """
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from ..errors import ConfigError
 DEFAULT_MEMORY_FRACTION = 0.5
 #: Smallest budget accepted.
 MIN_MEMORY = 64 * 2**20
-#: Working copies of a block a kernel holds at once (raw, float32, weighted, residual).
-COPIES_PER_BLOCK = 4
+#: Working copies of a block held at once, in bytes per element beyond the stored ones:
+#: the float32 conversion and a weighted float32 copy (the range finder's first pass).
+FLOAT_COPIES_PER_BLOCK = 2
+#: Stored copies of a block held at once: the block and the chunks it is merged from.
+STORED_COPIES_PER_BLOCK = 2
 _UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "KIB": 2**10, "M": 2**20, "MB": 2**20,
           "MIB": 2**20, "G": 2**30, "GB": 2**30, "GIB": 2**30, "T": 2**40, "TB": 2**40,
           "TIB": 2**40}
@@ -69,9 +73,35 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} TiB"
 
 
+def held_dtype(dtype) -> np.dtype:
+    """The dtype data is held in for the NMF passes: integer counts of at most 4 bytes keep
+    their dtype (each block is converted to float32 as it is used, so a uint16 scan takes
+    half the memory of its float32 copy); everything else is float32."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.integer) and dtype.itemsize <= 4:
+        return dtype
+    return np.dtype(np.float32)
+
+
 def block_rows(n_pixels: int, budget: int, *, n_workers: int = 1, itemsize: int = 4) -> int:
     """Rows (patterns) per block so that the blocks in flight fit a third of the budget
     (the rest: the interpreter and libraries, dask's queue of chunks read ahead, the
-    factors, the sketch; measured peak 1.7 GB with --memory 2GB on a 4.3 GB scan)."""
-    per_row = n_pixels * itemsize * COPIES_PER_BLOCK * max(1, n_workers)
+    factors, the sketch; measured peak 1.7 GB with --memory 2GB on a 4.3 GB float32 scan).
+
+    A block of stored values of ``itemsize`` bytes costs
+    ``STORED_COPIES_PER_BLOCK * itemsize + FLOAT_COPIES_PER_BLOCK * 4`` bytes per element
+    (16 for float32, 12 for uint16 counts)."""
+    per_elem = STORED_COPIES_PER_BLOCK * int(itemsize) + FLOAT_COPIES_PER_BLOCK * 4
+    per_row = n_pixels * per_elem * max(1, n_workers)
     return max(1, int(budget // 3 // per_row))
+
+
+def aligned_rows(target: int, chunk: int) -> int:
+    """Scan rows per block near ``target`` that never split a storage chunk of ``chunk``
+    rows between two blocks unevenly: a multiple of ``chunk`` when ``target >= chunk``,
+    else the largest divisor of ``chunk`` not above ``target`` (each chunk is then read and
+    decompressed once per pass and shared by whole blocks)."""
+    target, chunk = max(1, int(target)), max(1, int(chunk))
+    if target >= chunk:
+        return target // chunk * chunk
+    return max(d for d in range(1, target + 1) if chunk % d == 0)

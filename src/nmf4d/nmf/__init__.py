@@ -19,7 +19,7 @@ sources, which decide where blocks are computed, are in :mod:`nmf4d.execution`),
 here; other packages import them from ``nmf4d.nmf``, never from its private modules.
 """
 from . import _kernels as kernels
-from ._blocked import BlockOperator, InMemoryOperator
+from ._blocked import BlockOperator, InMemoryOperator, combine_stats
 from ._estimator import (
     NMF,
     NMFResult,
@@ -33,12 +33,14 @@ from ._estimator import (
 from ._hals import hals
 from ._init import smooth_scan
 from ._lowrank import LowRankOperator
+from ._sparse import SPARSE_DENSITY, vstack_rows
 from ._weighting import apply_scales, poisson_scales, rescale, scales_from_sums, unscale
 from .protocols import DataOperator, FullDataOperator, FusedWeightStep, IterationCallback
 
 __all__ = ["NMF", "NMFResult", "non_negative_factorization", "normalise_factors",
            "sort_by_weight", "initialise", "check_k", "as_operator", "hals", "smooth_scan",
-           "BlockOperator", "InMemoryOperator", "LowRankOperator", "kernels",
+           "BlockOperator", "InMemoryOperator", "LowRankOperator", "kernels", "combine_stats",
+           "SPARSE_DENSITY", "vstack_rows",
            "poisson_scales", "scales_from_sums", "apply_scales", "unscale", "rescale",
            "DataOperator", "FusedWeightStep", "FullDataOperator", "IterationCallback",
            "hals_torch"]

@@ -24,6 +24,19 @@ def _sum(parts):
     return total
 
 
+def combine_stats(parts) -> dict:
+    """The statistics of the whole matrix from :func:`._kernels.stats` of its row blocks
+    (in row order)."""
+    return {"row_sums": np.concatenate([p["row_sums"] for p in parts]),
+            "col_sums": _sum([p["col_sums"] for p in parts]),
+            "sq": float(sum(p["sq"] for p in parts)),
+            "n_bad": sum(p["n_bad"] for p in parts),
+            "bad_rows": np.concatenate([p["bad_rows"] for p in parts]).astype(int),
+            "n_neg": sum(p["n_neg"] for p in parts),
+            "neg_rows": np.concatenate([p["neg_rows"] for p in parts]).astype(int),
+            "min": min(p["min"] for p in parts)}
+
+
 class BlockOperator:
     """Data operator over the row blocks of X, optionally weighted ``diag(a) X diag(b)``.
 
@@ -53,8 +66,10 @@ class BlockOperator:
         return len(self.source.blocks)
 
     def in_memory_matrix(self):
-        """X when it is an unweighted ndarray in memory (for the GPU engine), else None."""
-        if self.scales is None and isinstance(self.source, NumpySource):
+        """X when it is an unweighted dense ndarray in memory (for the GPU engine), else
+        None."""
+        if self.scales is None and isinstance(self.source, NumpySource) and \
+                isinstance(self.source.X, np.ndarray):
             return self.source.X
         return None
 
@@ -87,17 +102,14 @@ class BlockOperator:
     def stats(self) -> dict:
         """Row sums, column sums, squared norm and bad-value counts of the unweighted data."""
         if "stats" not in self._cache:
-            parts = self.source.map(K.stats, [(s,) for s, _ in self.source.blocks])
-            out = {"row_sums": np.concatenate([p["row_sums"] for p in parts]),
-                   "col_sums": _sum([p["col_sums"] for p in parts]),
-                   "sq": float(sum(p["sq"] for p in parts)),
-                   "n_bad": sum(p["n_bad"] for p in parts),
-                   "bad_rows": np.concatenate([p["bad_rows"] for p in parts]).astype(int),
-                   "n_neg": sum(p["n_neg"] for p in parts),
-                   "neg_rows": np.concatenate([p["neg_rows"] for p in parts]).astype(int),
-                   "min": min(p["min"] for p in parts)}
-            self._cache["stats"] = out
+            self._cache["stats"] = combine_stats(
+                self.source.map(K.stats, [(s,) for s, _ in self.source.blocks]))
         return self._cache["stats"]
+
+    def set_stats(self, st: dict) -> None:
+        """Statistics of the unweighted data made elsewhere (while the data was read into
+        memory, :func:`nmf4d.prepare.load`), so :meth:`stats` makes no pass."""
+        self._cache["stats"] = st
 
     def sq_norm(self) -> float:
         """``||X||_F^2`` (of the weighted data when scaled), float64."""
@@ -153,14 +165,62 @@ class BlockOperator:
 
     def residuals(self, fits):
         """Mean absolute and total squared residual of each (Wt, H) in ``fits``, in one
-        pass over X: ``mean |X - Wt.T @ H|`` (n_fits,) and ``||X - Wt.T @ H||^2`` (n_fits,)."""
-        per = [([(Wt[:, s:e], H) for Wt, H in fits],) for s, e in self.source.blocks]
-        tot = _sum(self._map(K.residuals, per))
+        pass over X: ``mean |X - Wt.T @ H|`` (n_fits,) and ``||X - Wt.T @ H||^2`` (n_fits,).
+
+        The components are stacked once for the pass (:func:`._kernels.stack_components`);
+        each block gets its slice of every fit's weights."""
+        comps = K.stack_components([H for _, H in fits])
+        per = [([Wt[:, s:e] for Wt, _ in fits],) for s, e in self.source.blocks]
+        tot = _sum(self._map(K.losses, per, (comps,)))
         return tot[:, 0] / (self.shape[0] * self.shape[1]), tot[:, 1]
 
     def sq_residual(self, Wt, H) -> float:
         """``||X - Wt.T @ H||_F^2`` in float64."""
-        return float(sum(self._map(K.sq_residual, [(w,) for w in self._split(Wt)], (H,))))
+        return float(self.residuals([(Wt, H)])[1][0])
+
+    def maps_pass(self, Wt, H, labels, k: int, rows, func=None) -> dict:
+        """One pass for the maps stage (:func:`._kernels.maps_block` on every block).
+
+        Parameters
+        ----------
+        Wt : ndarray of shape (k, n)
+        H : ndarray of shape (k, p)
+            The fit, ``X ~ Wt.T @ H``.
+        labels : ndarray of shape (n,), int
+        k : int
+            Number of labels (0..k-1).
+        rows : array-like of int
+            Rows to return (the clusters' representative patterns).
+        func : callable, optional
+            ``func(X_block, start)`` per block, e.g. the explorer's kernel (picklable for
+            a cluster).
+
+        Returns
+        -------
+        dict with ``mean_abs`` and ``sq`` (the residual as in :meth:`residuals`),
+        ``label_means`` (k, p) float64 (:meth:`label_means`), ``rows`` (len(rows), p)
+        (:meth:`take_rows`) and ``func`` (the per-block results in block order).
+        """
+        comps = K.stack_components([H])
+        labels = np.asarray(labels).ravel()
+        idx = np.asarray(rows, dtype=np.int64)
+        per, where = [], []
+        for s, e in self.source.blocks:
+            sel = np.flatnonzero((idx >= s) & (idx < e))
+            where.append(sel)
+            per.append((s, Wt[:, s:e], labels[s:e], idx[sel] - s))
+        parts = self._map(K.maps_block, per, (comps, int(k), func))
+        loss = _sum([p["loss"] for p in parts])
+        count = np.bincount(labels, minlength=k)[:k]
+        out_rows = np.empty((idx.size, self.shape[1]), dtype=self.dtype)
+        for sel, part in zip(where, parts):
+            if sel.size:
+                out_rows[sel] = part["rows"]
+        return {"mean_abs": float(loss[0] / (self.shape[0] * self.shape[1])),
+                "sq": float(loss[1]),
+                "label_means": _sum([p["label_sums"] for p in parts])
+                / np.maximum(count, 1)[:, None],
+                "rows": out_rows, "func": [p["func"] for p in parts]}
 
     # -- sketches ------------------------------------------------------------------
     def qb(self, l: int, *, n_iter: int = 2, rng: np.random.Generator, row_factor=None):
@@ -242,7 +302,8 @@ class BlockOperator:
 
     def map_rows(self, func) -> list:
         """``[func(X_block, start) for each row block]`` in block order, ``X_block`` the
-        (weighted) rows ``start:start + m`` as float32/float64 (``func`` must be picklable
+        (weighted) rows ``start:start + m`` as float32/float64, a CSR matrix when the data is
+        held sparse (``func`` must be picklable
         for a cluster: a module-level function or a ``functools.partial`` of one)."""
         return self._map(K.apply_rows, [(s,) for s, _ in self.source.blocks], (func,))
 
@@ -274,8 +335,9 @@ class InMemoryOperator(BlockOperator):
 
     Parameters
     ----------
-    X : ndarray of shape (n_patterns, n_pixels)
-        Non-negative data, float32 or float64 (kept as given).
+    X : ndarray or scipy.sparse CSR matrix of shape (n_patterns, n_pixels)
+        Non-negative data, kept as given (integer counts are converted block by block as
+        they are used; CSR for sparse counts, see :mod:`._sparse`).
     block_rows : int, optional
         Rows per block (default: 16 MB of float32 per block).
     scales : (a, b), optional

@@ -198,8 +198,9 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         from ._torch import hals_torch
         if X_mem is None:
             raise ConfigError("execution.device", device,
-                              "the GPU engine needs the data in memory (it does not fit "
-                              "the memory budget); use cpu")
+                              "the GPU engine needs the data in memory as a dense "
+                              "matrix (it is streamed beyond the memory budget, or held "
+                              "as sparse counts); use cpu")
         Wt, H, n_iter, history, converged = hals_torch(
             X_mem, Wt, H, l1_weights=l1_weights, l1_components=l1_components,
             max_iter=max_iter, tol=tol, ortho=ortho, inner=inner, device=dev)

@@ -90,12 +90,15 @@ class LowRankOperator:
         return np.maximum(self.Q[np.asarray(idx)] @ self.B, 0)
 
     def mean_normalised_rows(self, groups) -> np.ndarray:
+        """Mean of the sum-normalised rows of ``Q B`` in each index array, shape
+        (len(groups), p) (the rows of all groups from one product)."""
         s = self._divisors()
-        out = np.empty((len(groups), self.shape[1]), dtype=np.float32)
-        for g, idx in enumerate(groups):
-            idx = np.asarray(idx)
-            out[g] = (self.take_rows(idx) / s[idx, None].astype(np.float32)).mean(axis=0)
-        return out
+        groups = [np.asarray(g) for g in groups]
+        allidx = np.concatenate(groups)
+        rows = self.take_rows(allidx) / s[allidx, None].astype(np.float32)
+        ends = np.cumsum([g.size for g in groups])
+        return np.stack([rows[e - g.size:e].mean(axis=0) for g, e in zip(groups, ends)]
+                        ).astype(np.float32)
 
     def sketch(self, n_components: int, *, rng=None, **_):
         """Truncated SVD of ``Q B``: U (n, r), S (r,), Vt (r, p)."""

@@ -123,11 +123,20 @@ def hals_torch(X, Wt: np.ndarray, H: np.ndarray, *, l1_weights: float = 0.0,
     import torch
 
     dev = torch.device(resolve_device(device))
-    if not torch.is_tensor(X):
-        X = np.ascontiguousarray(X, dtype=np.float32)
-    with warnings.catch_warnings():   # read-only arrays (memmaps): X is never written
-        warnings.simplefilter("ignore", UserWarning)
-        Xt = torch.as_tensor(X, dtype=torch.float32, device=dev).contiguous()
+    if not torch.is_tensor(X) and np.asarray(X).dtype != np.float32:
+        # integer counts (held in their own dtype): converted a slab at a time on the way
+        # to the device, so the host never holds a float32 copy of the whole matrix
+        X = np.asarray(X)
+        Xt = torch.empty(X.shape, dtype=torch.float32, device=dev)
+        step = max(1, 2**24 // max(1, X.shape[1]))
+        for s in range(0, X.shape[0], step):
+            Xt[s:s + step] = torch.from_numpy(np.asarray(X[s:s + step], np.float32)).to(dev)
+    else:
+        if not torch.is_tensor(X):
+            X = np.ascontiguousarray(X, dtype=np.float32)
+        with warnings.catch_warnings():   # read-only arrays (memmaps): X is never written
+            warnings.simplefilter("ignore", UserWarning)
+            Xt = torch.as_tensor(X, dtype=torch.float32, device=dev).contiguous()
     Wt = torch.tensor(np.asarray(Wt), dtype=torch.float32, device=dev)
     H = torch.tensor(np.asarray(H), dtype=torch.float32, device=dev)
     k, n = Wt.shape

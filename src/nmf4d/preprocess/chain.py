@@ -31,8 +31,10 @@ class Preprocessed(NamedTuple):
 
     Attributes
     ----------
-    data : ndarray or dask array of shape (scan_y, scan_x, ky', kx'), float32
-        A new array; lazy for dask input.
+    data : ndarray or dask array of shape (scan_y, scan_x, ky', kx')
+        A new array; lazy for dask input. float32, except that integer counts (of at most
+        4 bytes) that no step changed (crops and a zero mask only) keep their dtype: the
+        loading stage holds them as they are and converts each block as it is used.
     record : dict
         JSON-serialisable: "input_shape", "crop", "centre_crop", "bin", "mask", "filter",
         ("filter_info"), "scale", "normalise", "output_shape", "dtype" (steps not applied:
@@ -75,7 +77,7 @@ def preprocess(data: Array, config: "PreprocessConfig | None" = None, *, seed: i
     ----------
     data : ndarray or dask array of shape (scan_y, scan_x, ky, kx)
     config : PreprocessConfig, optional
-        Default: only the conversion to float32.
+        Default: no step (integer counts are kept, anything else becomes float32).
     seed : int
         Seed of the filters' random choices.
     device : str
@@ -125,9 +127,12 @@ def preprocess(data: Array, config: "PreprocessConfig | None" = None, *, seed: i
         x = out
     x = scale_intensity(x, method=config.scale)
     x = normalise_patterns(x, method=config.normalise)
-    x = x.astype(np.float32)
+    # Steps that change values (bin, filters, scale, normalise) return floats; counts
+    # that none of them touched stay integers (half the memory of float32 for uint16).
+    if not (np.issubdtype(x.dtype, np.integer) and x.dtype.itemsize <= 4):
+        x = x.astype(np.float32)
     if x is data and not is_dask(x):
         x = x.copy()
     rec.update(filter=config.filter, scale=config.scale, normalise=config.normalise,
-               output_shape=[int(s) for s in x.shape], dtype="float32")
+               output_shape=[int(s) for s in x.shape], dtype=str(x.dtype))
     return Preprocessed(x, rec, artifacts)
