@@ -40,7 +40,12 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
     n, p = data.fit_op.shape
     k = check_k(k, min(n, p))
     start_factors = None if start is None else data.to_fitting(start)
-    with progress.bar(f"final fit (k = {k}, full data)", fit.max_iter, "iter") as bar:
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread for the solver's own small products (k x k Gram matrices, the
+    # start's QR/SVD): on shared cores multi-threaded BLAS on them thrashed (k = 256 on a
+    # 16x16 scan: 247 s against 33 s). Passes over the data set their own limits.
+    with threadpool_limits(1), progress.bar(f"final fit (k = {k}, full data)", fit.max_iter, "iter") as bar:
         res = non_negative_factorization(
             data.fit_op, k, init=fit.init, seed=config.seed, max_iter=fit.max_iter,
             tol=fit.tol, l1_weights=fit.l1_weights, l1_components=fit.l1_components,

@@ -34,7 +34,7 @@ from ._readers_common import (
 )
 from ._readers_images import read_images
 from ._readers_rsciio import read_rsciio
-from ._writers import WRITABLE_EXTENSIONS, install, save_dataset
+from ._writers import WRITABLE_EXTENSIONS, save_dataset
 
 __all__ = [
     "Dataset",
@@ -46,7 +46,6 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "WRITABLE_EXTENSIONS",
     "InputError",
-    "install",
 ]
 
 _LOCAL_READERS = {"npy": read_npy, "zarr": read_zarr, "hdf5": read_hdf5,

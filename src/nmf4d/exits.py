@@ -1,0 +1,164 @@
+"""How a command of the command line ends: exit statuses, one-line errors and warnings,
+and signals.
+
+======  ===================================================================================
+status  meaning
+======  ===================================================================================
+0       success
+1       an internal error (a bug: ``nmf4d: internal error: ...``; ``NMF4D_DEBUG=1`` shows
+        the traceback)
+2       bad usage, bad input, or an environment that does not allow the work (permission
+        denied, read-only filesystem, disk full, quota, name too long, output busy): one
+        line ``nmf4d: error: ...`` naming the path or option at fault, no traceback
+130     interrupted (SIGINT, Ctrl-C)
+143     terminated (SIGTERM, what job schedulers send)
+======  ===================================================================================
+
+On SIGINT or SIGTERM the command unwinds as after an error: the staging folder of its
+output is removed and the output is left as it was. If unwinding takes longer than
+:data:`GRACE_SECONDS` (a pass over the data in flight) or a second signal arrives, the
+staging folders are removed at once and the process exits with the same status.
+
+Warnings (:class:`nmf4d.errors.NMF4DWarning` and any other) are printed as one line
+each, ``nmf4d: warning: ...``, once per distinct message, also with ``-q`` (which
+silences progress only). ``-W`` / ``PYTHONWARNINGS`` filters are honoured.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import warnings
+
+from .errors import ConfigError, InputError, NMF4DWarning
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+#: Seconds a signalled command may take to unwind before it is cut short.
+GRACE_SECONDS = 5.0
+
+EPILOG = ("exit status: 0 success; 2 bad usage, bad input or an unusable environment "
+          "(permission, read-only, disk full: one line naming the path); 1 internal error; "
+          "130 interrupted (SIGINT); 143 terminated (SIGTERM). Warnings are one line each "
+          "('nmf4d: warning: ...'), also with -q.")
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when the process receives SIGTERM."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        self.signum = signum
+        super().__init__(f"signal {signum}")
+
+
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _hard_exit(code: int) -> None:
+    from .outputs import discard_all
+
+    discard_all()
+    try:
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001
+        pass
+    os._exit(code)
+
+
+@contextlib.contextmanager
+def signals():
+    """SIGTERM -> :class:`Terminated`, SIGINT -> KeyboardInterrupt, in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    state = {"count": 0}
+
+    def watchdog(code):
+        if not done.wait(GRACE_SECONDS):
+            _hard_exit(code)
+
+    def handler(signum, frame):
+        code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
+        state["count"] += 1
+        if state["count"] > 1:
+            _hard_exit(code)
+        threading.Thread(target=watchdog, args=(code,), daemon=True).start()
+        if signum == signal.SIGTERM:
+            raise Terminated(signum)
+        raise KeyboardInterrupt
+
+    done = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        done.set()
+        for s, h in previous.items():
+            signal.signal(s, h if h is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def warnings_as_lines(stream=None):
+    """Print every warning as one line ``nmf4d: warning: ...`` (each message once)."""
+    seen: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = _one_line(message)
+        if not issubclass(category, NMF4DWarning):
+            text = f"{text} ({category.__name__})"
+        if text in seen:
+            return
+        seen.add(text)
+        print(f"nmf4d: warning: {text}", file=stream or sys.stderr)
+
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            warnings.simplefilter("always", NMF4DWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _within(path: str, folder: str) -> bool:
+    try:
+        return os.path.commonpath([os.path.realpath(path), os.path.realpath(folder)]) \
+            == os.path.realpath(folder)
+    except ValueError:
+        return False
+
+
+def describe(exc: BaseException, *, inputs=()) -> tuple[int, str]:
+    """The exit status and the line to print for an exception that ends a command.
+
+    ``inputs``: the paths of the command's inputs, to say "cannot read input" for an
+    environment error on one of them.
+    """
+    from .cli_options import describe_error
+    from .outputs import is_environment_error, reason
+
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED, "nmf4d: terminated (SIGTERM)"
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED, "nmf4d: interrupted"
+    if isinstance(exc, ConfigError):
+        return EXIT_USAGE, f"nmf4d: error: {_one_line(describe_error(exc))}"
+    if isinstance(exc, InputError):
+        return EXIT_USAGE, f"nmf4d: error: {_one_line(exc)}"
+    if is_environment_error(exc):
+        name = exc.filename
+        for path in inputs:
+            if name and path and _within(str(name), str(path)):
+                return EXIT_USAGE, (f"nmf4d: error: cannot read input {str(path)!r}: "
+                                    f"{reason(exc)} ({name})")
+        where = f"{str(name)!r}: " if name else ""
+        return EXIT_USAGE, f"nmf4d: error: {where}{reason(exc)}"
+    return EXIT_INTERNAL, (f"nmf4d: internal error: {type(exc).__name__}: "
+                           f"{_one_line(exc)[:300]} (set NMF4D_DEBUG=1 for the traceback)")
+
+
+__all__ = ["EPILOG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TERMINATED",
+           "EXIT_USAGE", "GRACE_SECONDS", "Terminated", "describe", "signals",
+           "warnings_as_lines"]
