@@ -27,6 +27,7 @@ import numpy as np
 from .arrays import validate_4d
 from .clusters import compare_clusters
 from .config import AnalysisConfig, resolve_k
+from .datachecks import check_degenerate
 from .errors import InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
 from .maps import Maps, make_maps
@@ -140,6 +141,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
         fd = load(arr, weighting=config.fit.weighting, memory=config.execution.memory,
                   client=client, progress=progress)
     progress.event("preprocess", record)
+    k = check_degenerate(fd, k)                      # identical patterns: k = 1, said why
     sweep = selection = None
     if k == "auto":
         with timer("sweep"):

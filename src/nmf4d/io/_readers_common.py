@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, warn_data
 
 #: Format name -> one-line description, for help texts.
 SUPPORTED_FORMATS: dict[str, str] = {
@@ -262,7 +262,8 @@ def as_scan_4d(data: Any, *, scan_shape: tuple[int, int] | None, name: str,
                axes: list | None = None) -> tuple[Any, list | None]:
     """Bring a lazy array to ``(scan_y, scan_x, ky, kx)``.
 
-    Leading axes of length one beyond the fourth are dropped; a 3D stack
+    Leading axes of length one beyond the fourth are dropped (with a
+    :class:`~nmf4d.errors.DataWarning`); a 3D stack
     ``(n, ky, kx)`` is reshaped row-major to ``scan_shape``; a 4D array must match
     ``scan_shape`` when it is given.
 
@@ -290,10 +291,14 @@ def as_scan_4d(data: Any, *, scan_shape: tuple[int, int] | None, name: str,
         For a shape that cannot be a 4D scan.
     """
     shape = tuple(int(n) for n in data.shape)
+    original = shape
     while data.ndim > 4 and shape[0] == 1:
         data = data[0]
         shape = shape[1:]
         axes = axes[1:] if axes else axes
+    if shape != original:
+        warn_data(f"{name}: {len(original) - len(shape)} leading axis of length 1 dropped: "
+                  f"shape {original} read as {shape}")
     if any(n == 0 for n in shape):
         raise fail(f"{name}: the data is empty, shape {shape}")
     if data.ndim == 4:
