@@ -91,8 +91,9 @@ def signals():
 
     done = threading.Event()
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    for s in previous:
-        signal.signal(s, handler)
+    for s, h in previous.items():
+        if h is not signal.SIG_IGN:                  # an ignored signal stays ignored
+            signal.signal(s, handler)
     try:
         yield
     finally:
