@@ -141,6 +141,51 @@ class _Source:
     resources: list = field(default_factory=list)
 
 
+class ReadGuard:
+    """Array-like view of a reader's storage object (a zarr array, an h5py dataset) whose
+    read errors -- a corrupt chunk, a file changed or removed during the run -- become an
+    `InputError` naming the file, instead of the storage library's own exception."""
+
+    def __init__(self, obj: Any, name: str, token: tuple) -> None:
+        self.obj = obj
+        self.name = name
+        self.shape = tuple(int(n) for n in obj.shape)
+        self.dtype = np.dtype(obj.dtype)
+        self.ndim = len(self.shape)
+        self.token = token
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.obj[key])
+        except Exception as exc:  # noqa: BLE001 - any failure to read is the file's
+            raise fail(f"cannot read {self.name}: {short(exc)}") from exc
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("nmf4d-read-guard", self.token)
+
+
+def guard_reads(data: Any, name: str, token: tuple) -> Any:
+    """``data`` (a dask array made by ``da.from_array`` of one storage object, as
+    rosettasciio makes for .hspy/.zspy/.emd) rebuilt on a `ReadGuard` of that object;
+    any other array is returned as it is."""
+    import dask.array as da
+
+    try:
+        layers = data.__dask_graph__().layers
+        originals = [k for k in layers if str(k).startswith("original-")]
+        if len(layers) != 2 or len(originals) != 1:
+            return data
+        (obj,) = list(dict(layers[originals[0]]).values())
+        if not (hasattr(obj, "__getitem__") and tuple(obj.shape) == tuple(data.shape)
+                and np.dtype(obj.dtype) == data.dtype):
+            return data
+        guard = ReadGuard(obj, name, token)
+        return da.from_array(guard, chunks=data.chunks, asarray=False, fancy=False,
+                             meta=np.empty((0,) * data.ndim, dtype=data.dtype))
+    except Exception:  # noqa: BLE001 - a graph of another shape: keep it
+        return data
+
+
 def fail(message: str) -> InputError:
     """Build an `InputError` with a one-line message (raise it, ``from`` the cause)."""
     line = " ".join(str(message).split())
