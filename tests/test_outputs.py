@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from nmf4d import outputs
+from nmf4d import outputs, staging
 from nmf4d.errors import InputError, OutputWarning
 from nmf4d.outputs import (LOCK_NAME, AtomicOutput, OutputBusy, OutputError, atomic_path,
                            check_output, check_separate, clean_stale, input_paths, is_stale,
@@ -78,7 +78,7 @@ def test_overwrite_swaps_and_removes_the_previous(tmp_path):
 
 def test_overwrite_without_exchange(tmp_path, monkeypatch):
     """Where renameat2 is missing (not Linux, NFS), two renames do the swap."""
-    monkeypatch.setattr(outputs, "_renameat2", lambda *a: False)
+    monkeypatch.setattr(staging, "_renameat2", lambda *a: False)
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.h5").write_text("old")
@@ -245,7 +245,7 @@ def test_claim_errors_name_the_output(tmp_path, monkeypatch, code):
 def test_write_errors_name_the_output_not_the_staging_path(tmp_path, code):
     out = tmp_path / "out"
     with pytest.raises(OutputError) as e:
-        with AtomicOutput(out, display="out") as tmp:
+        with AtomicOutput(out, display="out"):
             raise OSError(code, "h5py: file write failed")        # no file name attached
     assert str(e.value) == f"cannot write output 'out': {os.strerror(code)}"
     assert ".tmp-" not in str(e.value) and _names(tmp_path) == []
@@ -270,7 +270,7 @@ def test_errors_naming_the_staging_path_are_rewritten(tmp_path):
 def test_install_error_names_the_output(tmp_path, monkeypatch):
     def fail(*a):
         raise OSError(errno.EXDEV, os.strerror(errno.EXDEV))
-    monkeypatch.setattr(outputs, "_rename_new", fail)
+    monkeypatch.setattr(staging, "rename_new", fail)
     with pytest.raises(OutputError, match="cannot write output .*out'"):
         with AtomicOutput(tmp_path / "out") as tmp:
             (tmp / "x").write_text("x")

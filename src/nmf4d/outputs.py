@@ -27,6 +27,8 @@ model -- goes through :class:`AtomicOutput`:
   exit status 2 -- naming the user's path and the reason (``strerror``), never the
   staging path.
 
+Names, owner records, staleness and the renames live in :mod:`nmf4d.staging`.
+
 :func:`check_output` and :func:`check_separate` are the checks made before any work: an
 existing output is replaced only with ``overwrite`` and only when it is empty or looks
 like an nmf4d output (it holds ``results.h5`` or ``compare.h5``), and the output may not
@@ -34,36 +36,30 @@ be, contain or lie inside an input.
 """
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import datetime as _dt
 import errno
 import json
 import os
 import shutil
 import socket
-import sys
 import tempfile
 import time
 import uuid
 import warnings
 from pathlib import Path
 
+from . import staging as _st
 from .errors import InputError, OutputWarning
+from .staging import (LOCK_NAME, clean_stale, is_stale, live_owner,  # noqa: F401 - API
+                      staging_folders)
 
-try:  # POSIX; elsewhere there is no locking (and no liveness check beyond the pid)
+try:  # POSIX; elsewhere there is no locking
     import fcntl
 except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
-#: Lock file inside every staging folder.
-LOCK_NAME = ".nmf4d-lock"
 #: Files that mark a folder as an nmf4d output (``--overwrite`` replaces only those).
 OUTPUT_MARKERS = ("results.h5", "compare.h5")
-#: A ``.new-`` folder (a staging folder being set up) is stale after this many seconds.
-NEW_STALE_SECONDS = 60.0
-_PREFIX_CHARS = 64            # of the output's name in a staging folder's name
-_MUTEX_SECONDS = 10.0
 
 #: errno values that describe the environment rather than nmf4d (-> exit status 2).
 ENVIRONMENT_ERRNOS = frozenset(getattr(errno, n) for n in (
@@ -207,214 +203,6 @@ def check_output(out, *, overwrite: bool = False, kind: str = "dir") -> Path:
     return path
 
 
-# -------------------------------------------------------------- renames (Linux)
-_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
-_AT_FDCWD = -100
-_libc = None
-
-
-def _renameat2(src: Path, dst: Path, flags: int) -> bool:
-    """``renameat2``; False when the system or filesystem does not offer it."""
-    global _libc
-    if not sys.platform.startswith("linux"):
-        return False
-    if _libc is None:
-        try:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.renameat2  # noqa: B018 - probe the symbol
-        except (OSError, AttributeError):
-            _libc = False
-    if not _libc:
-        return False
-    rc = _libc.renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), flags)
-    if rc == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, getattr(errno, "ENOTSUP", -1),
-                getattr(errno, "EOPNOTSUPP", -1)):
-        return False
-    raise OSError(code, os.strerror(code), os.fspath(src), None, os.fspath(dst))
-
-
-def _rename_new(src: Path, dst: Path) -> None:
-    """Rename ``src`` to ``dst``, failing with FileExistsError if ``dst`` exists."""
-    if not _renameat2(src, dst, _RENAME_NOREPLACE):
-        if os.path.lexists(dst):
-            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), os.fspath(dst))
-        os.rename(src, dst)
-
-
-def _swap(new: Path, target: Path, aside: Path) -> None:
-    """Put ``new`` at ``target``; the previous ``target`` ends at ``new`` (an atomic
-    exchange) or, without one, at ``aside``."""
-    if _renameat2(new, target, _RENAME_EXCHANGE):
-        return
-    os.rename(target, aside)
-    os.rename(new, target)
-
-
-# --------------------------------------------------------------- owners and locks
-def _prefix(name: str) -> str:
-    return f".{name[:_PREFIX_CHARS]}"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def owner_record(path: Path) -> dict:
-    """The owner recorded in a staging folder's lock file ({} if none or unreadable)."""
-    try:
-        return json.loads((path / LOCK_NAME).read_text() or "{}")
-    except (OSError, ValueError):
-        return {}
-
-
-def _pid_alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError, TypeError, OverflowError):
-        return True
-    return True
-
-
-def _lock_is_free(lock: Path) -> bool:
-    """True when nobody holds the flock of ``lock`` (its owner is gone)."""
-    if fcntl is None:  # pragma: no cover
-        return False
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)                 # closing releases the lock we may have taken
-    return True
-
-
-def _being_set_up(stage: Path) -> bool:
-    """True for a ``.NAME.new-`` folder (a staging folder not yet renamed to ``.tmp-``)."""
-    rest = stage.name
-    i, j = rest.rfind(".new-"), rest.rfind(".tmp-")
-    return i > j
-
-
-def is_stale(stage: Path) -> bool:
-    """True when the staging folder ``stage`` has no live owner."""
-    lock = stage / LOCK_NAME
-    if not lock.exists():
-        if _being_set_up(stage):
-            try:
-                return time.time() - stage.stat().st_mtime > NEW_STALE_SECONDS
-            except OSError:
-                return False
-        return True                                   # left by an older nmf4d
-    if _lock_is_free(lock):
-        return True
-    rec = owner_record(stage)
-    return rec.get("host") == socket.gethostname() and not _pid_alive(rec.get("pid"))
-
-
-def staging_folders(target: Path) -> list[Path]:
-    """Staging folders (and folders moved aside) beside ``target`` that may be its own."""
-    parent, name = target.parent, target.name
-    pre = _prefix(name)
-    try:
-        entries = list(os.scandir(parent))
-    except OSError:
-        return []
-    found = []
-    for e in entries:
-        n = e.name
-        if n.startswith(pre + ".tmp-") or n.startswith(pre + ".new-") \
-                or n.startswith(f".{name}.old-"):
-            try:
-                if e.is_dir(follow_symlinks=False):
-                    found.append(Path(e.path))
-            except OSError:
-                pass
-    return sorted(found)
-
-
-def clean_stale(target) -> list[Path]:
-    """Remove the stale staging folders of ``target``; returns those removed.
-
-    A previous output that an interrupted swap had moved aside (``target`` missing) is
-    put back first. Folders of other (live) runs are left alone.
-    """
-    target = Path(os.path.abspath(os.fspath(target)))
-    removed = []
-    for stage in staging_folders(target):
-        legacy_old = stage.name.startswith(f".{target.name}.old-")
-        if legacy_old:
-            if not os.path.lexists(target):
-                continue                                  # an older nmf4d's swap: keep
-        else:
-            rec = owner_record(stage)
-            if rec.get("target") not in (None, target.name) or not is_stale(stage):
-                continue
-            aside = stage / ".previous"
-            if os.path.lexists(aside) and not os.path.lexists(target):
-                try:
-                    os.rename(aside, target)              # undo a half-done swap
-                except OSError:
-                    continue
-        shutil.rmtree(stage, ignore_errors=True)
-        if not os.path.lexists(stage):
-            removed.append(stage)
-    return removed
-
-
-def live_owner(target: Path) -> dict | None:
-    """The owner record of a live run writing ``target``, if any."""
-    for stage in staging_folders(target):
-        if _being_set_up(stage) or stage.name.startswith(f".{target.name}.old-"):
-            continue
-        rec = owner_record(stage)
-        if rec and rec.get("target") == target.name and not is_stale(stage):
-            return rec
-    return None
-
-
-@contextlib.contextmanager
-def _parent_mutex(parent: Path):
-    """A short exclusive flock on the parent folder (best effort)."""
-    fd = None
-    if fcntl is not None:
-        try:
-            fd = os.open(parent, os.O_RDONLY)
-        except OSError:
-            fd = None
-    if fd is not None:
-        deadline = time.monotonic() + _MUTEX_SECONDS
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    break
-                time.sleep(0.02)
-            except OSError:
-                break                                      # no locking here
-    try:
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
-
-
-def _command() -> str:
-    return " ".join(sys.argv)[:500]
-
-
 # ------------------------------------------------------------------- the writer
 _LIVE: set = set()          # AtomicOutputs between claim and end, for discard_all
 
@@ -468,7 +256,7 @@ class AtomicOutput:
     def __enter__(self) -> Path:
         parent, name = self.out.parent, self.out.name
         try:
-            with _parent_mutex(parent):
+            with _st.parent_mutex(parent):
                 self.removed = clean_stale(self.out)
                 busy = live_owner(self.out)
                 if busy:
@@ -495,9 +283,9 @@ class AtomicOutput:
 
     def _create_stage(self, parent: Path, name: str) -> Path:
         stamp = f"{time.time_ns():016x}{uuid.uuid4().hex[:8]}"
-        new = Path(tempfile.mkdtemp(prefix=f"{_prefix(name)}.new-{stamp}-", dir=parent))
+        new = Path(tempfile.mkdtemp(prefix=f"{_st.prefix(name)}.new-{stamp}-", dir=parent))
         try:
-            os.chmod(new, 0o777 & ~_umask())
+            os.chmod(new, 0o777 & ~_st.umask())
             fh = open(new / LOCK_NAME, "w")
             self._lock = fh
             if fcntl is not None:
@@ -507,10 +295,10 @@ class AtomicOutput:
                     pass                                   # a filesystem without locks
             rec = {"pid": os.getpid(), "host": socket.gethostname(), "target": name,
                    "started": _dt.datetime.now().isoformat(timespec="seconds"),
-                   "command": _command()}
+                   "command": _st.command()}
             fh.write(json.dumps(rec))
             fh.flush()
-            stage = parent / f"{_prefix(name)}.tmp-{stamp}"
+            stage = parent / f"{_st.prefix(name)}.tmp-{stamp}"
             os.rename(new, stage)
         except BaseException:
             self._close_lock()
@@ -558,12 +346,12 @@ class AtomicOutput:
                 raise OutputError(f"output {self.display!r} appeared during the run; not "
                                   "overwritten")
             if self.path.is_dir() or os.path.isdir(self.out):
-                _swap(self.path, self.out, self.stage / ".previous")
+                _st.swap(self.path, self.out, self.stage / ".previous")
             else:
                 os.replace(self.path, self.out)
         else:
             try:
-                _rename_new(self.path, self.out)
+                _st.rename_new(self.path, self.out)
             except FileExistsError:
                 raise OutputError(f"output {self.display!r} appeared during the run; not "
                                   "overwritten") from None
