@@ -150,7 +150,8 @@ def run_cases(d: Path, inp: dict, skip_slow: bool) -> list[dict]:
     def record(case, rc, err, out_parent, extra=""):
         intact = all(sha(v) == hashes[k] for k, v in inp.items() if v.exists()) and \
             all(v.exists() for v in inp.values())
-        line = (key_line(err) + extra).replace(str(d) + os.sep, "")
+        line = (key_line(err) + extra).replace(str(d) + os.sep, "").replace(str(d), ".")
+        line = line.replace("x" * 300, "xxx...x (300 x)")
         rows.append(dict(case=case, rc=rc, line=line, intact=intact,
                          left=", ".join(staging(out_parent)) or "none"))
 

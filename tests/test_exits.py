@@ -190,9 +190,18 @@ def test_report_refuses_a_folder_without_results_and_deletes_nothing(scan, tmp_p
 
 
 def test_report_rebuild_keeps_other_files(scan, tmp_path, capsys):
+    import os
+    import stat
+
     _, path = scan
     out = tmp_path / "out"
-    assert main(["run", str(path), "-o", str(out), "--k", "2", "--no-report", "-q"]) == 0
+    old = os.umask(0o022)
+    try:
+        assert main(["run", str(path), "-o", str(out), "--k", "2", "--no-report", "-q"]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755           # the umask's, not 0700
+    assert stat.S_IMODE((out / "results.h5").stat().st_mode) == 0o644
     (out / "notes.txt").write_text("mine")
     (out / "figures").mkdir()
     (out / "figures" / "mine.png").write_bytes(b"png")
@@ -219,3 +228,22 @@ def test_compare_filters_refuses_the_input_folder(scan, tmp_path, capsys, where)
     assert _errors(err) == [ln for ln in err.splitlines() if ln.strip()]
     assert str(folder) in err and str(out) in err
     assert (folder / "zarr.json").exists()
+
+
+def test_library_log_warnings_become_one_line(tmp_path, capsys):
+    """rosettasciio logs its warnings (in colour, on stdout); the CLI prints them as
+    one warning line on stderr and keeps stdout for its own output."""
+    import shutil
+    from pathlib import Path
+
+    here = Path(__file__).resolve()
+    mib = next((p / "shared" / "formats" / "001_4x2_6bit.mib" for p in here.parents[2:4]
+                if (p / "shared" / "formats" / "001_4x2_6bit.mib").is_file()), None)
+    if mib is None:
+        pytest.skip("real detector file 001_4x2_6bit.mib not available (../shared/formats)")
+    shutil.copy(mib, tmp_path / mib.name)                       # without its .hdr
+    rc = main(["info", str(tmp_path / mib.name)])
+    cap = capsys.readouterr()
+    assert rc == 0
+    assert "RosettaSciIO" not in cap.out and cap.out.startswith("path:")
+    assert _warnings(cap.err) == ["nmf4d: warning: `hdr` file couldn't be found."]

@@ -358,3 +358,31 @@ def test_unreadable_input_names_the_input(scan, tmp_path, capsys, monkeypatch):
     assert rc == 2
     assert line.startswith(f"nmf4d: error: cannot read input {str(scan)!r}: Permission denied")
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_slow_unwinding_is_cut_short(tmp_path):
+    """A signalled command whose unwinding hangs (a pass in flight) is ended after the
+    grace period, its staging folder removed, with the signal's exit status."""
+    script = f"""
+import os, signal, sys, time
+import nmf4d.exits as exits
+from nmf4d.outputs import AtomicOutput
+exits.GRACE_SECONDS = 0.5
+with exits.signals():
+    out = AtomicOutput({str(tmp_path / 'out')!r})
+    out.__enter__()
+    try:
+        print("claimed", flush=True)
+        time.sleep(60)
+    except exits.Terminated:
+        time.sleep(60)              # unwinding that does not end
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "claimed"
+    assert _staging(tmp_path)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 143 and time.monotonic() - t0 < 10, err
+    assert sorted(os.listdir(tmp_path)) == []

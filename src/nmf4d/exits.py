@@ -19,13 +19,15 @@ output is removed and the output is left as it was. If unwinding takes longer th
 :data:`GRACE_SECONDS` (a pass over the data in flight) or a second signal arrives, the
 staging folders are removed at once and the process exits with the same status.
 
-Warnings (:class:`nmf4d.errors.NMF4DWarning` and any other) are printed as one line
-each, ``nmf4d: warning: ...``, once per distinct message, also with ``-q`` (which
-silences progress only). ``-W`` / ``PYTHONWARNINGS`` filters are honoured.
+Warnings (:class:`nmf4d.errors.NMF4DWarning`, any other, and libraries' logged
+warnings) are printed as one line each, ``nmf4d: warning: ...``, once per distinct
+message, also with ``-q`` (which silences progress only). ``-W`` / ``PYTHONWARNINGS`` filters are honoured.
 """
 from __future__ import annotations
 
 import contextlib
+import importlib
+import logging
 import os
 import signal
 import sys
@@ -102,6 +104,15 @@ def signals():
             signal.signal(s, h if h is not None else signal.SIG_DFL)
 
 
+class _LogWarning(UserWarning):
+    """A library's logged warning, printed like a warning."""
+
+
+#: Libraries that print their log warnings with a handler of their own (rosettasciio's
+#: goes to stdout, in colour).
+_OWN_HANDLERS = ("rsciio",)
+
+
 @contextlib.contextmanager
 def warnings_as_lines(stream=None):
     """Print every warning as one line ``nmf4d: warning: ...`` (each message once)."""
@@ -109,18 +120,42 @@ def warnings_as_lines(stream=None):
 
     def show(message, category, filename, lineno, file=None, line=None):
         text = _one_line(message)
-        if not issubclass(category, NMF4DWarning):
+        if category is _LogWarning:
+            pass
+        elif not issubclass(category, NMF4DWarning):
             text = f"{text} ({category.__name__})"
         if text in seen:
             return
         seen.add(text)
         print(f"nmf4d: warning: {text}", file=stream or sys.stderr)
 
-    with warnings.catch_warnings():
-        if not sys.warnoptions:
-            warnings.simplefilter("always", NMF4DWarning)
-        warnings.showwarning = show
-        yield
+    class Lines(logging.Handler):          # library log warnings (rosettasciio's) alike
+        def emit(self, record):
+            try:
+                show(record.getMessage(), _LogWarning, "", 0)
+            except Exception:  # noqa: BLE001 - logging must never fail a command
+                pass
+
+    handler = Lines(logging.WARNING)
+    for name in _OWN_HANDLERS:            # the package sets its handler up when imported
+        try:
+            importlib.import_module(name)  # (rsciio: 5 ms, its logger only)
+        except ImportError:
+            pass
+    quiet = [(lg, lg.handlers[:]) for lg in map(logging.getLogger, _OWN_HANDLERS)]
+    for lg, handlers in quiet:             # their own stderr handlers would print twice
+        lg.handlers = [h for h in handlers if type(h) is not logging.StreamHandler]
+    logging.getLogger().addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            if not sys.warnoptions:
+                warnings.simplefilter("always", NMF4DWarning)
+            warnings.showwarning = show
+            yield
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for lg, handlers in quiet:
+            lg.handlers = handlers
 
 
 def _within(path: str, folder: str) -> bool:
