@@ -48,3 +48,10 @@ def test_nearly_empty_data():
     text = " | ".join(str(w.message) for w in rec)
     assert "28 of the 30 patterns hold no intensity" in text
     assert "only 2 of the 576 detector pixels are ever non-zero" in text
+
+
+def test_k_equal_to_the_number_of_patterns():
+    rng = np.random.default_rng(2)
+    fd = _fd(rng.poisson(5, (4, 4, 16, 16)))
+    with pytest.warns(DataWarning, match=r"k = 16 is the number of patterns \(16\)"):
+        assert check_degenerate(fd, 16) == 16

@@ -11,6 +11,8 @@ cannot analyse meaningfully and says what k means for it:
   same (Cauchy-Schwarz), so the relative gap measures the variation between patterns.
 * **nearly empty data** -- most patterns hold no intensity at all, or only a few
   detector pixels are ever non-zero.
+* **k as large as the number of patterns** -- allowed (the fit is bounded by its
+  iteration cap), but every component can then be one pattern.
 """
 from __future__ import annotations
 
@@ -54,6 +56,9 @@ def check_degenerate(data: "FittingData", k):
     if p > 100 and lit * 100 < p:
         warn_data(f"only {lit} of the {p} detector pixels are ever non-zero: check the "
                   "crop, the mask and the data")
+    if k != "auto" and n > 1 and k >= n:
+        warn_data(f"k = {k} is the number of patterns ({n}): every component can be one "
+                  "pattern, so the clusters say nothing about orientations")
     if n > 1 and pattern_variation(st, n) < IDENTICAL_TOL:
         if k == "auto":
             warn_data(f"all {n} patterns are identical: one component describes the data "
