@@ -5,7 +5,7 @@
 1. A 60 x 90 scan of 64 x 64 patterns (the demo's settings, seed 0) is written to
    ``WORK/scan.npy`` and analysed with ``nmf4d run --k-range 3:20 --no-report``.
 2. The ``explorer/`` group is added from the same array
-   (:func:`nmf4d.report.explorer_data.add_explorer`), and a calibration attribute.
+   (:func:`nmf4d.explorer_data.add_explorer`), and a calibration attribute.
 3. ``build_report`` is timed in this process (``--repeat`` times; the first call pays
    for the imports of jinja2 and matplotlib), with the per-figure timings it records,
    and ``nmf4d report OUT`` as a command (imports included).
@@ -72,7 +72,7 @@ def main() -> None:
     print(f"nmf4d run --no-report: {t_run:.2f} s; with the report: {t_run_rep:.2f} s")
     try:
         from nmf4d.report.calibration import calibration_json
-        from nmf4d.report.explorer_data import add_explorer
+        from nmf4d.explorer_data import add_explorer
         t = time.perf_counter()
         info = add_explorer(out / "results.h5", np.load(scan, mmap_mode="r"))
         print(f"add_explorer: {time.perf_counter() - t:.2f} s, layout {info}")
@@ -118,7 +118,7 @@ def _big(out: Path) -> None:
     import h5py
 
     from nmf4d.report import build_report
-    from nmf4d.report.explorer_data import explorer_from_array, write_explorer
+    from nmf4d.explorer_data import explorer_from_array, write_explorer
 
     class Lazy:    # Poisson(W H), computed only at the rows asked for
         def __init__(self, w, h):

@@ -25,6 +25,8 @@ CHANGED = {"k": 7, "k_range": (3, 12), "bin": 2, "crop": (1, 30, 2, 31), "centre
            "l1_components": 0.5, "init": "nndsvda", "ortho": 0.0, "weighting": "none",
            "sweep": "full", "sweep_tol": 2e-4, "sweep_max_iter": 50, "sweep_ortho": 0.05,
            "thresholds": (0.6, 0.7), "memory": "2GB", "workers": 2, "scheduler": None,
+           "scan_step": "25Å", "reciprocal_scale": 0.0125, "voltage": 300.0,
+           "precession": 0.5, "beam_centre": (64.5, 63.0), "explorer": False,
            "report": False}
 
 
@@ -39,15 +41,18 @@ def test_every_option_is_in_the_table_once():
     assert len(flags) == len(set(flags))
     assert {o.name for o in OPTIONS} <= set(FLAT)
     assert set(CHANGED) == {o.name for o in OPTIONS}
+    assert not_expressible(AnalysisConfig.from_flat(scan_step="3um")) == []   # units: suffix
 
 
 def test_round_trip_of_every_option():
     config = AnalysisConfig.from_flat(**CHANGED)
     for name, value in CHANGED.items():
-        if value is not None:
+        if value is not None and name != "scan_step":
             assert config.get(name) != AnalysisConfig().get(name), name
     argv = config_to_args(config)
     assert config_from_args(_parse(argv)) == config
+    assert config.calibration.scan_step == 25.0 and config.calibration.scan_units == "Å"
+    assert "--scan-step 25.0Å" in " ".join(argv)
     # and the scheduler (exclusive with --workers) on its own
     c2 = AnalysisConfig.from_flat(scheduler="tcp://head:8786")
     assert config_from_args(_parse(config_to_args(c2))) == c2

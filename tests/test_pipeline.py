@@ -176,3 +176,16 @@ def test_analyse_small_patterns_refused_up_front(dataset):
     data, truth = dataset
     with pytest.raises(InputError, match=r"8x8 pixels .* too small.*--bin"):
         run(data, k=truth.k_true, bin=4, max_iter=50)
+
+
+def test_explorer_pass_equals_the_array_path(fixed, dataset):
+    """The explorer data made over row blocks in the maps pass are those of the array."""
+    from nmf4d.explorer_data import explorer_from_array
+
+    data, _ = dataset
+    ref = explorer_from_array(data.astype(np.float32), components=fixed.components)
+    got = fixed.explorer
+    assert (got["bin"], got["step"]) == (ref["bin"], ref["step"])
+    np.testing.assert_array_equal(got["patterns"], ref["patterns"])
+    np.testing.assert_allclose(got["scale"], ref["scale"], rtol=1e-6)
+    assert run(data[:4, :4], k=2, explorer=False).explorer is None

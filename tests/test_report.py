@@ -31,7 +31,6 @@ from nmf4d.report import images as I
 from nmf4d.report import png as P
 from nmf4d.report.build import FIGURE_NAMES, SECTIONS, repeat_command
 from nmf4d.report.calibration import calibration_json, nice_bar, parse_calibration
-from nmf4d.report.explorer_data import add_explorer
 from nmf4d.report.palette import CLUSTER_COLOURS, cluster_colours, overlap_colours
 
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -47,13 +46,11 @@ def _write(tmp: Path, k, *, explorer: bool = False) -> Path:
     from nmf4d.synthetic import make_polycrystal
 
     data, _ = make_polycrystal(scan_shape=(16, 16), pattern_shape=(32, 32), n_grains=3, seed=0)
-    a = analyse(data, AnalysisConfig.from_flat(k=k, k_range=(2, 6), seed=0))
+    a = analyse(data, AnalysisConfig.from_flat(k=k, k_range=(2, 6), seed=0, explorer=explorer))
     tmp.mkdir(parents=True, exist_ok=True)
     write_results(tmp / "results.h5", a, input_path="synthetic:test",
                   input_info={"format": "synthetic", "shape": list(data.shape),
                               "dtype": str(data.dtype)})
-    if explorer:
-        add_explorer(tmp / "results.h5", data)
     return tmp
 
 
@@ -298,7 +295,7 @@ def _fake_results(out: Path, *, scan, pattern, k, seed=0, explorer=True, noise=F
     """
     import h5py
 
-    from nmf4d.report.explorer_data import (explorer_from_array, explorer_layout,
+    from nmf4d.explorer_data import (explorer_from_array, explorer_layout,
                                             explorer_positions, write_explorer)
 
     rng = np.random.default_rng(seed)
@@ -341,7 +338,7 @@ def test_import_leaves_pyplot_alone():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     # what the pipeline imports pulls in numpy only; the report itself no matplotlib
-    code = ("import sys, nmf4d.report.explorer_data, nmf4d.report.calibration; a = "
+    code = ("import sys, nmf4d.explorer_data, nmf4d.report.calibration; a = "
             "[m for m in ('matplotlib', 'PIL', 'jinja2', 'h5py') if m in sys.modules]; "
             "import nmf4d.report.build; print(a, 'matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -1,6 +1,6 @@
 """Tests of the report's explorer: its data in results.h5 and the page in Chromium.
 
-The data functions (:mod:`nmf4d.report.explorer_data`) are checked against their
+The data functions (:mod:`nmf4d.explorer_data`) are checked against their
 contract: the budget holds, the per-block kernel gives the same result on any split of
 the rows, the encoding stays within its quantisation step. The browser tests open the
 report from disk in headless Chromium (Debian's ``chromium``) through Playwright with
@@ -23,7 +23,7 @@ import pytest
 
 from nmf4d.report import build_report
 from nmf4d.report import png as P
-from nmf4d.report.explorer_data import (DEFAULT_BUDGET, add_explorer, bin_sum, decode_patterns,
+from nmf4d.explorer_data import (DEFAULT_BUDGET, add_explorer, bin_sum, decode_patterns,
                                         encode_patterns, explorer_block, explorer_from_array,
                                         explorer_layout, explorer_nbytes, explorer_positions,
                                         write_explorer)

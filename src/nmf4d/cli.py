@@ -18,7 +18,7 @@ import time
 from ._version import __version__
 from .cli_options import add_options, config_from_args
 from .errors import InputError
-from .exits import EPILOG, describe, signals, warnings_as_lines
+from .exits import EPILOG, describe, handle_signals, warnings_as_lines
 
 DEMO = dict(scan_shape=(48, 48), pattern_shape=(64, 64), n_grains=6, vacuum=True,
             overlap_width=4.0, thickness_variation=0.3, dose=2000.0)
@@ -37,6 +37,9 @@ def _pair(text, name, sep=","):
 def _add_output_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, help="output folder (created)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--save-signals", nargs="?", const="hspy", default=None, metavar="FORMAT",
+                   help="also write the results as HyperSpy signals, OUT/signals/*.hspy "
+                   "(or zspy); needs nmf4d[hyperspy]")
     add_options(p)
     p.add_argument("-q", "--quiet", action="store_true",
                    help="no progress or summary lines (errors and warnings are still printed)")
@@ -142,6 +145,10 @@ def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None)
     _check_paths(args)                                     # fail before the work
     config = config_from_args(args)
     _check_before_work(config, tuple(data.shape))
+    if args.save_signals is not None:
+        from .signals import _hyperspy, check_format
+        check_format(args.save_signals)
+        _hyperspy()
     ex = config.execution
     with dask_client(scheduler=ex.scheduler, workers=ex.workers) as client, \
             AtomicOutput(args.output, overwrite=args.overwrite) as tmp:
@@ -158,9 +165,12 @@ def _write_outputs(tmp, a, args, input_label, input_info, extra_attrs):
 
     save_artifacts(tmp, a, final_folder=os.path.abspath(args.output))
     write_results(tmp / "results.h5", a, input_path=input_label, input_info=input_info)
+    if getattr(args, "save_signals", None):
+        from .signals import save_signals
+        save_signals(tmp, a, args.save_signals)
     if extra_attrs:
-        import h5py
-        with h5py.File(tmp / "results.h5", "a") as f:
+        from .outputs import h5_file
+        with h5_file(tmp / "results.h5", "a") as f:
             for key, val in extra_attrs.items():
                 f.attrs[key] = val
     if a.config.report.enabled:
@@ -201,7 +211,7 @@ def cmd_run(args):
     ds, scan_shape = _open(args)
     info = dataset_info(args.input, dataset=args.dataset, scan_shape=scan_shape)
     info = dict(info, dataset=args.dataset, scan_shape=list(scan_shape) if scan_shape else None)
-    _analyse_and_write(ds.data, args, input_label=ds.path, input_info=info)
+    _analyse_and_write(ds, args, input_label=ds.path, input_info=info)
     return 0
 
 
@@ -269,7 +279,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     handlers = {"demo": cmd_demo, "run": cmd_run, "info": cmd_info, "report": cmd_report,
                 "compare-filters": cmd_compare_filters}
-    with warnings_as_lines(), signals():
+    with warnings_as_lines(), handle_signals():
         try:
             return handlers[args.command](args)
         except (SystemExit, GeneratorExit):

@@ -63,6 +63,21 @@ def _mask_centre(text: str):
     return "auto" if text == "auto" else _numbers("preprocessing.mask_centre", 2, float)(text)
 
 
+def _scan_step(text: str):
+    from .calibration import parse_length
+
+    value, units = parse_length(text, field="calibration.scan_step")
+    return f"{value!r}{units}"       # checked here; the config splits value and units
+
+
+def _show_step(v) -> str:
+    return _csv(v) if isinstance(v, tuple) else _num(v)
+
+
+def _num_or_pair(v) -> str:
+    return _csv(v) if isinstance(v, tuple) else _num(v)
+
+
 def _csv(values) -> str:
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
@@ -97,6 +112,8 @@ class Option:
     switch: bool = False
     switch_value: Any = None
     metavar: str | None = None
+    suffix: str | None = None      # flat name of a field written after the value (units)
+    aliases: tuple = ()            # other spellings of the flag
 
     @property
     def path(self) -> str:
@@ -111,6 +128,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k", "k", "'auto' (both decision levels) or a number", _int_or_auto("selection.k")),
     Option("--k-range", "k_range", "MIN:MAX range of k for --k auto (default 2:20, capped at "
            "the number of patterns)", str, lambda r: f"{r[0]}:{r[1]}", metavar="MIN:MAX"),
+    Option("--dark", "dark", "detector offset subtracted first: auto (estimated from the "
+           "data; 0 for counting detectors), off, a VALUE or a .npy dark FILE of the raw "
+           "detector", metavar="auto|off|VALUE|FILE"),
+    Option("--centre", "centre", "descan correction: auto (when the direct beam drifts by "
+           "more than half a pixel), on or off (also spelled --center)", metavar="auto|on|off",
+           aliases=("--center",)),
     Option("--bin", "bin", "integer binning of the patterns", _int("preprocessing.bin")),
     Option("--crop", "crop", "Y0,Y1,X0,X1 detector-pixel box",
            _numbers("preprocessing.crop", 4), _csv, metavar="Y0,Y1,X0,X1"),
@@ -165,6 +188,21 @@ OPTIONS: tuple[Option, ...] = (
            "processes and compute on it", _int("execution.workers"), metavar="N"),
     Option("--scheduler", "scheduler", "address of a running dask.distributed scheduler "
            "(e.g. tcp://host:8786) to compute on", metavar="ADDRESS"),
+    Option("--scan-step", "scan_step", "distance between scan positions, e.g. 2.5nm (default: "
+           "from the file's metadata, else pixels)", _scan_step, _show_step, metavar="LENGTH",
+           suffix="scan_units"),
+    Option("--reciprocal-scale", "reciprocal_scale", "reciprocal-space size of one input "
+           "detector pixel in 1/Å (default: from the file's metadata, else pixels)",
+           _float("calibration.reciprocal_scale"), _num_or_pair, metavar="A^-1"),
+    Option("--voltage", "voltage", "accelerating voltage in kV (default: from the file, else "
+           "200)", _float("calibration.voltage"), _num, metavar="KV"),
+    Option("--precession", "precession", "precession angle in degrees (default: from the "
+           "file, else 0)", _float("calibration.precession"), _num, metavar="DEG"),
+    Option("--beam-centre", "beam_centre", "CY,CX of the direct beam in input detector pixels "
+           "(default: from the file's metadata)", _numbers("calibration.beam_centre", 2, float),
+           _csv, metavar="CY,CX"),
+    Option("--no-explorer", "explorer", "store no per-position patterns for the report's "
+           "explorer", switch=True, switch_value=False),
     Option("--no-report", "report", "write results.h5 only (no report.html)", switch=True,
            switch_value=False),
 )
@@ -181,7 +219,7 @@ def add_options(parser: argparse.ArgumentParser) -> None:
             continue
         default = defaults.get(o.name)
         shown = "" if default is None else f" (default: {o.show(default)})"
-        parser.add_argument(o.flag, dest=o.dest, default=None, metavar=o.metavar,
+        parser.add_argument(o.flag, *o.aliases, dest=o.dest, default=None, metavar=o.metavar,
                             help=o.help + shown)
 
 
@@ -216,15 +254,16 @@ def config_to_args(config: AnalysisConfig, *, only_changed: bool = False) -> lis
             continue
         if value is None or (only_changed and value == defaults.get(o.name)):
             continue
-        out += [o.flag, o.show(value)]
+        out += [o.flag, o.show(value) + (str(config.get(o.suffix)) if o.suffix else "")]
     return out
 
 
 def not_expressible(config: AnalysisConfig) -> list[str]:
     """Dotted fields set away from their defaults that no flag can express."""
     defaults = AnalysisConfig()
+    suffixes = {FLAT[o.suffix] for o in OPTIONS if o.suffix}
     return [path for name, path in FLAT.items() if path not in _BY_PATH
-            and config.get(name) != defaults.get(name)]
+            and path not in suffixes and config.get(name) != defaults.get(name)]
 
 
 def flag_for(field: str) -> Option | None:

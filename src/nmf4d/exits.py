@@ -21,7 +21,9 @@ staging folders are removed at once and the process exits with the same status.
 
 Warnings (:class:`nmf4d.errors.NMF4DWarning`, any other, and libraries' logged
 warnings) are printed as one line each, ``nmf4d: warning: ...``, once per distinct
-message, also with ``-q`` (which silences progress only). ``-W`` / ``PYTHONWARNINGS`` filters are honoured.
+message, also with ``-q`` (which silences progress only). numpy's floating-point
+``RuntimeWarning`` messages (invalid value, mean of an empty slice) are not shown unless
+``NMF4D_DEBUG`` is set. ``-W`` / ``PYTHONWARNINGS`` filters are honoured.
 """
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ def _hard_exit(code: int) -> None:
 
 
 @contextlib.contextmanager
-def signals():
+def handle_signals():
     """SIGTERM -> :class:`Terminated`, SIGINT -> KeyboardInterrupt, in the main thread."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -149,6 +151,8 @@ def warnings_as_lines(stream=None):
     try:
         with warnings.catch_warnings():
             if not sys.warnoptions:
+                if not os.environ.get("NMF4D_DEBUG"):   # floating-point noise of numpy
+                    warnings.simplefilter("ignore", RuntimeWarning)
                 warnings.simplefilter("always", NMF4DWarning)
             warnings.showwarning = show
             yield
@@ -180,7 +184,12 @@ def describe(exc: BaseException, *, inputs=()) -> tuple[int, str]:
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "nmf4d: interrupted"
     if isinstance(exc, ConfigError):
-        return EXIT_USAGE, f"nmf4d: error: {_one_line(describe_error(exc))}"
+        from .cli_options import flag_for
+
+        msg = describe_error(exc)
+        if flag_for(exc.field) is None and "." not in exc.field:   # a command's own flag
+            msg = f"--{exc.field.replace('_', '-')} {exc.value}: {exc.reason}"
+        return EXIT_USAGE, f"nmf4d: error: {_one_line(msg)}"
     if isinstance(exc, InputError):
         return EXIT_USAGE, f"nmf4d: error: {_one_line(exc)}"
     if is_environment_error(exc):
@@ -196,5 +205,5 @@ def describe(exc: BaseException, *, inputs=()) -> tuple[int, str]:
 
 
 __all__ = ["EPILOG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TERMINATED",
-           "EXIT_USAGE", "GRACE_SECONDS", "Terminated", "describe", "signals",
+           "EXIT_USAGE", "GRACE_SECONDS", "Terminated", "describe", "handle_signals",
            "warnings_as_lines"]

@@ -36,6 +36,7 @@ be, contain or lie inside an input.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import json
@@ -104,6 +105,45 @@ def output_error(exc: BaseException, out, action: str = "write") -> OutputError:
 
 
 # ---------------------------------------------------------------------- checks
+def _errno_in_text(exc: BaseException) -> int | None:
+    """The ``errno = N`` that h5py's RuntimeErrors carry in their text, if any."""
+    import re
+
+    m = re.search(r"errno = (\d+)", str(exc))
+    return int(m.group(1)) if m else None
+
+
+@contextlib.contextmanager
+def h5_file(path, mode: str = "w"):
+    """An HDF5 file (``h5py.File``) built in memory and written to ``path`` in one go
+    when the block ends; ``mode="a"`` starts from the file at ``path``.
+
+    For files of bounded size (results.h5, compare.h5): a full disk or a quota then fails
+    as a plain OSError of one ``write``, whereas HDF5 failing in the middle of a file can
+    leave objects whose clean-up crashes the process (seen on a full tmpfs).
+    """
+    import io
+
+    import h5py
+
+    if mode not in ("w", "a"):
+        raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+    buf = io.BytesIO(Path(path).read_bytes() if mode == "a" else b"")
+    if mode == "a":
+        f = h5py.File(buf, "r+")
+    else:
+        f = h5py.File(f"nmf4d-in-memory-{uuid.uuid4().hex}", "w", driver="core",
+                      backing_store=False)
+    try:
+        yield f
+        f.flush()
+        image = f.id.get_file_image() if mode == "w" else None
+    finally:
+        f.close()
+    with open(path, "wb") as fh:
+        fh.write(image if image is not None else buf.getbuffer())
+
+
 def real(path) -> Path:
     """Absolute path with every symbolic link resolved (the path need not exist)."""
     return Path(os.path.realpath(os.path.abspath(os.path.expanduser(os.fspath(path)))))
@@ -312,6 +352,9 @@ class AtomicOutput:
             self._discard()
             if isinstance(exc, OSError) and self._mine(exc):
                 raise output_error(exc, self.display) from None
+            code = _errno_in_text(exc)
+            if code is not None and not isinstance(exc, InputError) and self._mine(exc):
+                raise output_error(OSError(code, os.strerror(code)), self.display) from None
             if isinstance(exc, InputError) and self.stage is not None \
                     and str(self.stage) in str(exc):
                 text = str(exc).replace(str(self.path), self.display) \
@@ -329,9 +372,9 @@ class AtomicOutput:
         self._discard()
         return False
 
-    def _mine(self, exc: OSError) -> bool:
-        """True when an OSError is about writing the output."""
-        if getattr(exc, "errno", None) in WRITE_ERRNOS:
+    def _mine(self, exc: BaseException) -> bool:
+        """True when an exception is about writing the output."""
+        if isinstance(exc, OSError) and getattr(exc, "errno", None) in WRITE_ERRNOS:
             return True
         names = [getattr(exc, "filename", None), getattr(exc, "filename2", None)]
         text = " ".join(str(n) for n in names if n) + " " + str(exc)
@@ -379,7 +422,7 @@ def atomic_path(target, *, overwrite: bool = False) -> AtomicOutput:
 
 
 __all__ = ["AtomicOutput", "LOCK_NAME", "OUTPUT_MARKERS", "OutputBusy", "OutputError",
-           "atomic_path", "check_output", "check_separate", "clean_stale", "discard_all",
+           "atomic_path", "check_output", "h5_file", "check_separate", "clean_stale", "discard_all",
            "input_paths",
            "is_environment_error", "is_stale", "live_owner", "output_error", "reason",
            "staging_folders"]

@@ -25,11 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .arrays import validate_4d
+from .calibration import Calibration, resolve
 from .clusters import compare_clusters
 from .config import AnalysisConfig, resolve_k
 from .datachecks import check_degenerate
 from .errors import InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
+from .explorer_data import explorer_from_blocks
+from .inputs import as_input
 from .maps import Maps, make_maps
 from .prepare import load
 from .preprocess import preprocess
@@ -76,6 +79,11 @@ class Analysis:
         Total intensity per position.
     execution : dict
         How the passes ran: mode, blocks, seconds per refinement iteration, client.
+    calibration : Calibration
+        Scan step, reciprocal scale (per input detector pixel), voltage, precession, beam
+        centre, from the options or the input (see :mod:`nmf4d.calibration`).
+    explorer : dict or None
+        The report explorer's per-position patterns (see :mod:`nmf4d.explorer_data`).
     artifacts : dict
         Objects worth saving beside the results (the trained denoiser, "denoiser").
     """
@@ -101,12 +109,20 @@ class Analysis:
     mean_pattern: np.ndarray
     virtual_image: np.ndarray
     execution: dict = field(default_factory=dict)
+    calibration: Calibration = field(default_factory=Calibration)
+    explorer: dict | None = None
     artifacts: dict = field(default_factory=dict)
 
     @property
     def parameters(self) -> dict:
         """The settings as recorded in results.h5 (``config.to_dict()``)."""
         return self.config.to_dict()
+
+    def to_signals(self) -> dict:
+        """HyperSpy signals of the results, calibrated (see :func:`nmf4d.signals.to_signals`;
+        needs ``nmf4d[hyperspy]``)."""
+        from .signals import to_signals
+        return to_signals(self)
 
 
 def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | None = None,
@@ -115,9 +131,11 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
 
     Parameters
     ----------
-    data : array-like of shape (scan_y, scan_x, ky, kx)
-        Non-negative intensities (numpy or dask array; a dask array larger than the
-        memory budget is streamed block by block and never loaded whole).
+    data : array-like of shape (scan_y, scan_x, ky, kx), Dataset or HyperSpy signal
+        Non-negative intensities: a numpy or dask array (a dask array larger than the
+        memory budget is streamed block by block and never loaded whole), a file opened
+        with :func:`nmf4d.io.open_dataset`, or a HyperSpy ``Signal2D`` / pyxem
+        ``Diffraction2D`` (lazy or not); the last two bring their axes' calibration.
     config : AnalysisConfig, optional
         Every setting (default :class:`~nmf4d.config.AnalysisConfig`: k chosen
         automatically over 2..20); e.g. ``AnalysisConfig.from_flat(k=8, bin=2)``.
@@ -133,8 +151,9 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     config = config or AnalysisConfig()
     progress = progress or Progress()
     timer = StageTimer()
+    inp = as_input(data)
     with timer("preprocess"):
-        arr, record, artifacts = _prepare_input(data, config, progress)
+        arr, record, artifacts = _prepare_input(inp.array, config, progress)
     sy, sx, ky, kx = arr.shape
     k, k_range = resolve_k(config, sy * sx, ky * kx)
     with timer("load"):
@@ -162,6 +181,9 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
         weights = fit.weights.reshape(k, sy, sx).astype(np.float32)
         maps: Maps = make_maps(weights, components, config.maps)
         clusters = compare_clusters(fd.op, components, weights, maps.labels)
+        explorer = explorer_from_blocks(fd.op.map_rows, scan_shape=(sy, sx),
+                                        pattern_shape=(ky, kx), components=components) \
+            if config.report.explorer else None
     progress.event("maps", rel)
     execution = {"mode": fd.mode, "blocks": fd.op.n_blocks,
                  "refine_seconds_per_iteration": timer.seconds["refine"] / max(fit.n_iter, 1),
@@ -173,7 +195,8 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                     preprocessing=record, timings=timer.seconds, n_iter=fit.n_iter,
                     converged=fit.converged, relative_error=rel,
                     mean_pattern=fd.mean_pattern, virtual_image=fd.virtual_image,
-                    execution=execution, artifacts=artifacts)
+                    execution=execution, calibration=resolve(config.calibration, inp.calibration),
+                    explorer=explorer, artifacts=artifacts)
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):

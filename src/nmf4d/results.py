@@ -17,7 +17,7 @@ import numpy as np
 from ._version import __version__
 from .errors import InputError
 from .options import METRIC_NAMES
-from .outputs import AtomicOutput, check_output  # noqa: F401 - part of this API
+from .outputs import AtomicOutput, check_output, h5_file  # noqa: F401 - part of this API
 
 
 def versions() -> dict:
@@ -66,7 +66,7 @@ def save_artifacts(folder, analysis, *, final_folder=None) -> None:
 def write_results(path, analysis, *, input_path: str, input_info: dict | None = None) -> None:
     """Write an :class:`~nmf4d.pipeline.Analysis` to ``path`` (an .h5 file) per the contract."""
     a = analysis
-    with h5py.File(path, "w") as f:
+    with h5_file(path) as f:            # in memory, one write: safe on a full disk
         write_provenance(f, input_path=input_path, parameters=a.parameters)
         f.attrs["k"] = int(a.k)
         f.attrs["preprocessing"] = json.dumps(a.preprocessing, default=json_default)
@@ -76,6 +76,7 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         f.attrs["n_iter"] = int(a.n_iter)
         f.attrs["converged"] = bool(a.converged)
         f.attrs["relative_error"] = float(a.relative_error)
+        f.attrs["calibration"] = a.calibration.to_json()
         d = f.create_dataset("components", data=a.components.astype(np.float32))
         d.attrs["normalisation"] = "each component sums to 1"
         for key in ("bin", "crop", "centre_crop", "mask"):
@@ -140,6 +141,9 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         tg = f.create_group("timings")
         for key, val in a.timings.items():
             tg.attrs[key] = float(val)
+        if a.explorer is not None:
+            from .explorer_data import write_explorer
+            write_explorer(f.create_group("explorer"), **a.explorer)
         exe = a.execution
         if exe:
             eg = f.create_group("execution")

@@ -232,6 +232,12 @@ class BlockOperator:
             out[g] = (rows[sel] / s[np.asarray(idx), None]).mean(axis=0)
         return out
 
+    def map_rows(self, func) -> list:
+        """``[func(X_block, start) for each row block]`` in block order, ``X_block`` the
+        (weighted) rows ``start:start + m`` as float32/float64 (``func`` must be picklable
+        for a cluster: a module-level function or a ``functools.partial`` of one)."""
+        return self._map(K.apply_rows, [(s,) for s, _ in self.source.blocks], (func,))
+
     def label_means(self, labels: np.ndarray, k: int) -> np.ndarray:
         """Mean (weighted) row of each label 0..k-1, ndarray of shape (k, p), float64."""
         labels = np.asarray(labels).ravel()

@@ -171,3 +171,9 @@ def label_sums(X, labels, k: int, r=None, c=None) -> np.ndarray:
         if 0 <= j < k:
             out[j] = Xs[labels == j].sum(axis=0, dtype=np.float64)
     return out
+
+
+def apply_rows(X, start: int, func, r=None, c=None):
+    """``func(block, start)`` on the prepared block (rows ``start`` onwards): any per-block
+    computation outside the NMF maths (e.g. the report's explorer patterns)."""
+    return func(prepare(X, r, c), start)

@@ -119,6 +119,9 @@ class FullDataOperator(DataOperator, FusedWeightStep, Protocol):
     def label_means(self, labels: np.ndarray, k: int) -> np.ndarray:
         """Mean row of each label 0..k-1, shape (k, p), float64."""
 
+    def map_rows(self, func: Callable) -> list:
+        """``[func(X_block, start) for each row block]`` in block order."""
+
 
 #: ``callback(iteration, relative_error)`` after each solver iteration.
 IterationCallback = Callable[[int, float], None]

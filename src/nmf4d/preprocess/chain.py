@@ -9,6 +9,8 @@ from ..arrays import Array, data_4d, is_dask
 from ..beam import check_centre, direct_beam_mask, find_direct_beam
 from ..errors import ConfigError, warn_data
 from ..filters import get_filter
+from .dark import resolve_dark, subtract_dark
+from .descan import apply_descan, gather, plan_descan, sample_positions
 from .steps import (
     _centre_box,
     _check_box,
@@ -57,6 +59,20 @@ def _warn_bin_remainder(shape, factor) -> None:
                   "to a multiple of the bin to choose which")
 
 
+def _detector(data: Array, config) -> tuple[Array, dict, dict]:
+    """Dark offset and descan, both measured on one sample of positions (no full pass)."""
+    needs_sample = config.dark == "auto" or config.centre != "off"
+    yx = sample_positions(data.shape[:2]) if needs_sample else None
+    sample = gather(data, yx) if needs_sample else None
+    offset, dark_rec = resolve_dark(config.dark, data.shape, sample)
+    x = subtract_dark(data, offset)
+    if sample is not None and offset is not None:
+        sample = np.maximum(sample - np.asarray(offset, np.float32), 0)
+    plan = plan_descan(data.shape[:2], yx, sample, config.centre) if config.centre != "off" \
+        else {"mode": "off", "applied": False, "reason": "not asked for"}
+    return apply_descan(x, plan), dark_rec, plan
+
+
 def preprocess(data: Array, config: "PreprocessConfig | None" = None, *, seed: int = 0,
                device: str = "auto", progress: "Progress | None" = None) -> Preprocessed:
     """Apply ``config`` in the order crop -> bin -> mask -> filter -> scale -> normalise.
@@ -89,7 +105,7 @@ def preprocess(data: Array, config: "PreprocessConfig | None" = None, *, seed: i
     rec: dict[str, Any] = {"input_shape": [int(s) for s in data.shape], "crop": None,
                            "centre_crop": None, "bin": fy if fy == fx else [fy, fx],
                            "mask": None}
-    x = data
+    x, rec["dark"], rec["centre"] = _detector(data, config)
     if config.crop is not None:
         box = _check_box(config.crop, x.shape[2:])
         x, rec["crop"] = crop_patterns(x, box=box), list(box)

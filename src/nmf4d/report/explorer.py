@@ -1,7 +1,7 @@
 """The data of the report's explorer, embedded in the page as one JSON object.
 
 Built from what ``OUT/results.h5`` holds: the ``explorer/`` group (binned, encoded
-patterns at the stored positions, see :mod:`nmf4d.report.explorer_data`), the weights,
+patterns at the stored positions, see :mod:`nmf4d.explorer_data`), the weights,
 labels, overlap ratio, virtual image and cluster means. Arrays travel as base64 of
 their little-endian bytes, the large ones deflate-compressed (``"z": true``; the page
 inflates them with the browser's ``DecompressionStream``). The page script
@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .calibration import Calibration
-from .explorer_data import MAX_WEIGHT_MAPS, bin_sum, grid_offset, grid_shape
+from ..explorer_data import MAX_WEIGHT_MAPS, bin_sum, grid_offset, grid_shape
 from .images import panels_to_show
 
 ZLIB_LEVEL = 1          # fast; diffraction data compresses 3-6x even so

@@ -377,3 +377,40 @@ def add_explorer(results_path, data4d: Any, *, budget_bytes: int = DEFAULT_BUDGE
 __all__ = ["DEFAULT_BUDGET", "MAX_WEIGHT_MAPS", "ExplorerBlock", "add_explorer", "bin_sum", "decode_patterns",
            "encode_patterns", "explorer_block", "explorer_from_array", "explorer_layout",
            "explorer_nbytes", "explorer_positions", "write_explorer"]
+
+
+def explorer_from_blocks(map_rows, *, scan_shape: Sequence[int], pattern_shape: Sequence[int],
+                         components: np.ndarray | None = None,
+                         budget_bytes: int = DEFAULT_BUDGET) -> dict:
+    """The explorer's data from one pass over row blocks (the pipeline's maps pass).
+
+    Parameters
+    ----------
+    map_rows : callable
+        ``map_rows(func) -> [func(X_block, start) for each block]``, e.g.
+        :meth:`nmf4d.nmf.BlockOperator.map_rows` (blocks on any executor, in any order).
+    scan_shape, pattern_shape : (int, int)
+    components : ndarray of shape (k, ky, kx), optional
+    budget_bytes : int
+
+    Returns
+    -------
+    dict
+        Keyword arguments of :func:`write_explorer`.
+    """
+    from functools import partial
+
+    (sy, sx), (ky, kx) = (tuple(int(v) for v in s) for s in (scan_shape, pattern_shape))
+    k = 0 if components is None else len(components)
+    b, step = explorer_layout((sy, sx), (ky, kx), budget_bytes=budget_bytes, n_components=k)
+    n_sel = int(np.prod(grid_shape((sy, sx), step)))
+    by, bx = binned_shape((ky, kx), b)
+    patterns = np.zeros((n_sel, by, bx), np.uint8)
+    scale = np.zeros(n_sel, np.float32)
+    kernel = partial(explorer_block, scan_shape=(sy, sx), pattern_shape=(ky, kx), bin=b,
+                     step=step)
+    for blk in map_rows(kernel):
+        patterns[blk.index] = blk.patterns
+        scale[blk.index] = blk.scale
+    return dict(patterns=patterns, scale=scale, bin=b, step=step, scan_shape=(sy, sx),
+                pattern_shape=(ky, kx), components=components, budget_bytes=budget_bytes)
