@@ -275,3 +275,36 @@ def test_install_error_names_the_output(tmp_path, monkeypatch):
         with AtomicOutput(tmp_path / "out") as tmp:
             (tmp / "x").write_text("x")
     assert _names(tmp_path) == []
+
+
+def test_h5_file_is_written_in_one_go(tmp_path):
+    import h5py
+    import numpy as np
+
+    from nmf4d.outputs import h5_file
+
+    path = tmp_path / "r.h5"
+    with h5_file(path) as f:
+        f.create_dataset("x", data=np.arange(10))
+        f.attrs["k"] = 3
+        assert not path.exists()                           # nothing on disk until the end
+    with h5_file(path, "a") as f:
+        f.attrs["extra"] = "yes"
+    with h5py.File(path, "r") as f:
+        assert f["x"][()].tolist() == list(range(10))
+        assert int(f.attrs["k"]) == 3 and f.attrs["extra"] == "yes"
+    with pytest.raises(RuntimeError):
+        with h5_file(tmp_path / "never.h5") as f:
+            f.attrs["k"] = 1
+            raise RuntimeError("boom")
+    assert not (tmp_path / "never.h5").exists()
+
+
+def test_h5py_runtime_error_with_errno_names_the_output(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(OutputError) as e:
+        with AtomicOutput(out) as tmp:
+            raise RuntimeError(f"Can't decrement id ref count (file write failed: filename = "
+                               f"'{tmp}/results.h5', errno = 28, error message = 'x')")
+    assert str(e.value) == f"cannot write output {str(out)!r}: No space left on device"
+    assert _names(tmp_path) == []
