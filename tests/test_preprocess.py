@@ -236,8 +236,14 @@ def test_preprocess_dask_is_lazy(data):
         return block
     d = da.from_array(data, chunks=CHUNKS).map_blocks(source, dtype=data.dtype)
     cfg = PreprocessConfig(bin=2, mask_radius=1, filter="mean3", scale="log",
-                              normalise="mean_total")
+                           normalise="mean_total", dark="off", centre="off")
     out, _, _ = pp.preprocess(d, cfg)
     assert calls == [] and isinstance(out, da.Array)
     out.compute()
     assert calls
+    # the detector corrections measure a sample of positions on a few rows, not the scan
+    big = da.from_array(np.zeros((64, 9, 10, 11), np.float32), chunks=(1, 9, 10, 11))
+    seen = []
+    lazy = big.map_blocks(lambda b: seen.append(1) or b, dtype=np.float32)
+    pp.preprocess(lazy, PreprocessConfig(dark="auto", centre="auto"))
+    assert 0 < len(seen) <= 8 + 2                       # 8 sampled rows of 64

@@ -86,11 +86,14 @@ def test_dark_offset_estimated_and_removed(scan):
     assert offset == pytest.approx(100.0, abs=2.0) and noise == pytest.approx(4.0, rel=0.2)
     assert estimate_dark(gather(data, yx)) == (0.0, 0.0)         # counts reach 0
     x, rec, _ = preprocess(cam, PreprocessConfig(dark="auto", centre="off"))
-    assert rec["dark"]["mode"] == "auto" and x.min() >= 0
+    assert rec["dark"]["mode"] == "auto" and rec["dark"]["negative_allowed"]
     assert abs(float(np.median(x)) - 0) < 5                     # the floor is gone
+    assert x.min() < 0                              # read noise around 0 is not clipped
     x2, rec2, _ = preprocess(cam, PreprocessConfig(dark=100.0, centre="off"))
-    assert rec2["dark"] == {"mode": "value", "offset": 100.0}
-    np.testing.assert_allclose(x2, np.maximum(cam - 100, 0), rtol=1e-6)
+    assert rec2["dark"] == {"mode": "value", "offset": 100.0, "negative_allowed": True}
+    np.testing.assert_allclose(x2, cam - 100, rtol=1e-6, atol=1e-4)
+    a = analyse(cam, AnalysisConfig.from_flat(k=4, dark="auto"))   # negatives accepted
+    assert a.k == 4 and a.preprocessing["dark"]["offset"] == pytest.approx(100.0, abs=2.0)
 
 
 def test_dark_frame_file(scan, tmp_path):

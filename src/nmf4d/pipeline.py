@@ -158,7 +158,9 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     k, k_range = resolve_k(config, sy * sx, ky * kx)
     with timer("load"):
         fd = load(arr, weighting=config.fit.weighting, memory=config.execution.memory,
-                  client=client, progress=progress)
+                  client=client, progress=progress,
+                  allow_negative=record["dark"].get("negative_allowed", False),
+                  noise=_noise(record))
     progress.event("preprocess", record)
     k = check_degenerate(fd, k)                      # identical patterns: k = 1, said why
     sweep = selection = None
@@ -197,6 +199,12 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                     mean_pattern=fd.mean_pattern, virtual_image=fd.virtual_image,
                     execution=execution, calibration=resolve(config.calibration, inp.calibration),
                     explorer=explorer, artifacts=artifacts)
+
+
+def _noise(record: dict):
+    """The detector noise model measured by the dark step, if any."""
+    d = record.get("dark") or {}
+    return (d["gain"], d["read_variance"]) if d.get("read_variance") else None
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):

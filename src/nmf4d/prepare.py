@@ -102,7 +102,8 @@ class FittingData:
 
 
 def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
-         progress: Progress | None = None) -> FittingData:
+         progress: Progress | None = None, allow_negative: bool = False,
+         noise: tuple[float, float] | None = None) -> FittingData:
     """The preprocessed data as a :class:`FittingData`, for the budget and executor.
 
     Data that fits half the memory budget is read into memory (its Poisson-weighted copy
@@ -119,6 +120,12 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
         Budget in bytes (or '2GB'); default half the physical memory.
     client : dask.distributed.Client, optional
     progress : Progress, optional
+    allow_negative : bool
+        Accept negative values (data from which a detector offset was subtracted, whose
+        dark pixels are read noise around 0); NaN/inf are always refused.
+    noise : (gain, read_variance), optional
+        An integrating detector's noise model (see
+        :func:`nmf4d.preprocess.dark.noise_model`), for the weighting.
 
     Returns
     -------
@@ -156,13 +163,15 @@ def load(arr: Array, *, weighting: str = "poisson", memory=None, client=None,
         mode = "memory"
     with progress.counting("check + statistics", op.n_blocks):
         st = op.stats()
-    _raise_bad_values(st, (sy, sx))
+    _raise_bad_values(dict(st, n_neg=0) if allow_negative else st, (sy, sx))
     if st["sq"] == 0.0:
         raise InputError("data contains only zeros after preprocessing: nothing to factorise")
     scales = None
     fit_op = op
     if weighting != "none":
-        scales = scales_from_sums(st["row_sums"], st["col_sums"] / n)
+        gain, read_var = noise or (1.0, 0.0)
+        scales = scales_from_sums(st["row_sums"], st["col_sums"] / n, gain=gain,
+                                  read_variance=read_var)
         if mode == "memory" and 2 * nbytes <= budget:
             fit_op = InMemoryOperator(apply_scales(op.X, *scales), progress=progress)
         else:

@@ -232,6 +232,14 @@ class BlockOperator:
             out[g] = (rows[sel] / s[np.asarray(idx), None]).mean(axis=0)
         return out
 
+    def pearson(self, Wt, H) -> float:
+        """``sum((X - Wt.T @ H)**2 / (Wt.T @ H))`` over the (weighted) data, one pass
+        (model values floored at 1e-6 of their mean): the Pearson statistic of a fit."""
+        floor = 1e-6 * max(float(Wt.sum(axis=1) @ H.sum(axis=1)) / (self.shape[0] *
+                                                                     self.shape[1]), 1e-30)
+        return float(sum(self._map(K.pearson, [(w,) for w in self._split(Wt)],
+                                   (H, float(floor)))))
+
     def map_rows(self, func) -> list:
         """``[func(X_block, start) for each row block]`` in block order, ``X_block`` the
         (weighted) rows ``start:start + m`` as float32/float64 (``func`` must be picklable

@@ -177,3 +177,20 @@ def apply_rows(X, start: int, func, r=None, c=None):
     """``func(block, start)`` on the prepared block (rows ``start`` onwards): any per-block
     computation outside the NMF maths (e.g. the report's explorer patterns)."""
     return func(prepare(X, r, c), start)
+
+
+def pearson(X, Wt, H, floor: float, r=None, c=None) -> float:
+    """``sum((X - Wt.T @ H)**2 / max(Wt.T @ H, floor))`` of the block (float64 sum): the
+    numerator of the Pearson dispersion of counts around a fit."""
+    Xs = prepare(X, r, c)
+    m, p = Xs.shape
+    step = max(1, _CACHE_ROWS_BYTES // max(1, p * Xs.itemsize))
+    W = np.ascontiguousarray(Wt.T, dtype=Xs.dtype)
+    Hc = np.ascontiguousarray(H, dtype=Xs.dtype)
+    total = 0.0
+    for s in range(0, m, step):
+        M = W[s:s + step] @ Hc
+        np.maximum(M, floor, out=M)
+        R = Xs[s:s + step] - M
+        total += float(np.sum(R * R / M, dtype=np.float64))
+    return total

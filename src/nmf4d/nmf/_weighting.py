@@ -35,10 +35,24 @@ def poisson_scales(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return scales_from_sums(X.sum(axis=1, dtype=np.float64), X.mean(axis=0, dtype=np.float64))
 
 
-def scales_from_sums(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`poisson_scales` from the row sums (n,) and column means (p,) of X."""
+def scales_from_sums(rows: np.ndarray, cols: np.ndarray, *, gain: float = 1.0,
+                     read_variance: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`poisson_scales` from the row sums (n,) and column means (p,) of X.
+
+    With ``read_variance > 0`` (an integrating detector: variance ``gain * mean +
+    read_variance``) the scales are ``1/sqrt(gain * row mean + read_variance)`` and
+    ``1/sqrt(gain * column mean + read_variance)`` (clipped at a small positive floor):
+    the product of the two is, up to one constant factor that NMF does not see, one over
+    the noise's standard deviation in both limits (shot noise and read noise).
+    """
     rows = np.asarray(rows, dtype=np.float64)
     cols = np.asarray(cols, dtype=np.float64)
+    if read_variance > 0:
+        p = cols.size
+        floor = 1e-3 * read_variance
+        a = 1.0 / np.sqrt(np.maximum(gain * rows / p + read_variance, floor))
+        b = 1.0 / np.sqrt(np.maximum(gain * cols + read_variance, floor))
+        return a, b
     a = np.ones_like(rows)
     b = np.ones_like(cols)
     a[rows > 0] = 1.0 / np.sqrt(rows[rows > 0])

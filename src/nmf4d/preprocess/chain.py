@@ -9,7 +9,7 @@ from ..arrays import Array, data_4d, is_dask
 from ..beam import check_centre, direct_beam_mask, find_direct_beam
 from ..errors import ConfigError, warn_data
 from ..filters import get_filter
-from .dark import resolve_dark, subtract_dark
+from .dark import noise_model, resolve_dark, subtract_dark
 from .descan import apply_descan, gather, plan_descan, sample_positions
 from .steps import (
     _centre_box,
@@ -67,7 +67,9 @@ def _detector(data: Array, config) -> tuple[Array, dict, dict]:
     offset, dark_rec = resolve_dark(config.dark, data.shape, sample)
     x = subtract_dark(data, offset)
     if sample is not None and offset is not None:
-        sample = np.maximum(sample - np.asarray(offset, np.float32), 0)
+        sample = sample - np.asarray(offset, np.float32)
+        dark_rec["gain"], dark_rec["read_variance"] = noise_model(sample, yx)
+    dark_rec["negative_allowed"] = offset is not None       # read noise around 0
     plan = plan_descan(data.shape[:2], yx, sample, config.centre) if config.centre != "off" \
         else {"mode": "off", "applied": False, "reason": "not asked for"}
     return apply_descan(x, plan), dark_rec, plan

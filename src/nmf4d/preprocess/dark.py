@@ -12,9 +12,12 @@ every position, and the Poisson weighting mistakes it for signal. ``dark`` is
   at most positions (far from the beam, between reflections) sit at the offset, so a low
   quantile of the per-pixel medians estimates it, and the spread of those pixels' values
   the read noise. Data that reach 0 (a counting detector, or data already corrected)
-  have no offset: 0.
+  have no offset, nor data whose floor is within 5 read-noise sigmas of 0.
 
-After subtraction values are clipped at 0 (NMF needs non-negative data).
+After subtraction the values are *not* clipped: a dark pixel is then read noise around 0,
+and clipping its negative half would leave a positive floor (about 0.4 read-noise sigmas
+in every pixel), a flat pattern that NMF has to spend components on. NMF's least-squares
+fit handles the small negative values; the factors stay non-negative.
 """
 from __future__ import annotations
 
@@ -29,6 +32,9 @@ from ..errors import ConfigError
 
 #: Quantile of the per-pixel medians taken as the offset.
 FLOOR_QUANTILE = 0.02
+#: ``auto`` subtracts a floor only when it stands this many read-noise sigmas above 0 (a
+#: camera's offset does; the floor of data without one is the signal's own spread).
+OFFSET_SIGMAS = 5.0
 
 
 def estimate_dark(sample: np.ndarray) -> tuple[float, float]:
@@ -64,6 +70,10 @@ def resolve_dark(dark: Any, shape, sample: np.ndarray | None = None, *,
     if dark == "auto":
         offset, noise = estimate_dark(sample)
         rec = {"mode": "auto", "offset": offset, "read_noise": noise}
+        if offset > 0 and offset < OFFSET_SIGMAS * noise:
+            rec.update(offset=0.0, reason=f"the floor {offset:.3g} is within {OFFSET_SIGMAS} "
+                       f"read-noise sigmas ({noise:.3g}): no detector offset")
+            return None, rec
         return (offset if offset > 0 else None), rec
     if isinstance(dark, (int, float)) and not isinstance(dark, bool):
         return (float(dark) or None), {"mode": "value", "offset": float(dark)}
@@ -93,12 +103,11 @@ def _read_frame(path: str, shape, field: str) -> np.ndarray:
 
 def _k_dark(block: np.ndarray, offset, out_dtype) -> np.ndarray:
     out = np.asarray(block, np.float32) - offset
-    np.maximum(out, 0, out=out)
     return out.astype(out_dtype, copy=False)
 
 
 def subtract_dark(data: Array, offset) -> Array:
-    """``max(data - offset, 0)`` in float32 (lazy for dask); ``offset`` a number or a
+    """``data - offset`` in float32, not clipped (lazy for dask); ``offset`` a number or a
     (ky, kx) frame; None returns ``data``."""
     if offset is None:
         return data
@@ -122,3 +131,39 @@ def check_dark(value: Any, field: str = "preprocessing.dark") -> Any:
             return text                     # a file, checked when the data's shape is known
         return check_dark(number, field)
     raise ConfigError(field, value, "must be off, auto, a number >= 0 or a .npy file")
+
+
+def noise_model(sample: np.ndarray, yx: np.ndarray) -> tuple[float, float]:
+    """Gain and read-noise variance of the detector, from the data (photon transfer).
+
+    For an integrating detector a pixel's variance is ``gain * mean + read_variance``
+    (shot noise of the electrons times the gain, plus the read noise). Neighbouring scan
+    positions along a row see (nearly) the same expected pattern, so half the mean squared
+    difference of their values estimates each pixel's noise variance; a straight line
+    through (mean, variance) over the pixels gives the gain (slope) and the read variance
+    (intercept), fitted by least squares after dropping the pixels above the 95th
+    percentile of the variance (boundaries between grains).
+
+    Parameters
+    ----------
+    sample : ndarray of shape (n, ky, kx)
+        Offset-subtracted patterns at positions ``yx`` (rows of neighbouring positions,
+        :func:`nmf4d.preprocess.descan.sample_positions`).
+    yx : ndarray of shape (n, 2)
+
+    Returns
+    -------
+    (gain, read_variance) : (float, float)
+        Both >= 0.
+    """
+    x = np.asarray(sample, np.float64).reshape(len(sample), -1)
+    pairs = np.flatnonzero((yx[1:, 0] == yx[:-1, 0]) & (yx[1:, 1] - yx[:-1, 1] <= 2))
+    if pairs.size < 8:
+        return 1.0, 0.0
+    d = x[pairs + 1] - x[pairs]
+    var = 0.5 * np.mean(d * d, axis=0)
+    mean = 0.5 * np.mean(x[pairs + 1] + x[pairs], axis=0)
+    keep = var <= np.quantile(var, 0.95)
+    A = np.stack([mean[keep], np.ones(int(keep.sum()))], axis=1)
+    (gain, read_var), *_ = np.linalg.lstsq(A, var[keep], rcond=None)
+    return max(float(gain), 0.0), max(float(read_var), 0.0)

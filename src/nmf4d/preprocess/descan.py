@@ -206,17 +206,24 @@ def plan_descan(scan_shape, yx: np.ndarray, sample: np.ndarray, mode: str = "aut
     ref = np.median(centres, axis=0)
     coef, rms = fit_drift(yx, centres, (sy, sx))
     noise = _centre_noise(yx, centres)
-    model = _quadratic_design(yx.astype(np.float64), (sy, sx)) @ coef
+    A = _quadratic_design(yx.astype(np.float64), (sy, sx))
+    model = A @ coef
     drift = float(np.max(np.linalg.norm(model - ref, axis=1)))
+    # standard error of the fitted surface at the sampled positions (both axes)
+    lev = np.einsum("ij,jk,ik->i", A, np.linalg.pinv(A.T @ A), A)
+    model_se = float(noise * np.sqrt(2 * lev.max()))
     rough = float(np.sqrt(max(rms ** 2 - noise ** 2, 0.0)))   # real pattern-to-pattern part
     rec = {"mode": mode, "reference": [float(v) for v in ref], "drift_px": drift,
-           "rms_px": rms, "noise_px": noise, "roughness_px": rough, "radius_px": radius,
-           "sampled": int(len(yx))}
+           "drift_se_px": model_se, "rms_px": rms, "noise_px": noise, "roughness_px": rough,
+           "radius_px": radius, "sampled": int(len(yx))}
     per_pattern = rough > max(AUTO_THRESHOLD_PX, 2 * noise)
-    if mode == "auto" and drift <= AUTO_THRESHOLD_PX and not per_pattern:
-        rec.update(applied=False, reason=f"the beam moves at most {drift:.2f} px over the "
-                   f"scan (<= {AUTO_THRESHOLD_PX} px; centres measured to {noise:.2f} px): "
-                   "not corrected")
+    if mode == "auto" and not per_pattern and (drift <= AUTO_THRESHOLD_PX
+                                               or drift <= 3 * model_se):
+        why = (f"at most {drift:.2f} px (<= {AUTO_THRESHOLD_PX} px)" if drift <= AUTO_THRESHOLD_PX
+               else f"{drift:.2f} px, not distinguishable from no drift (3 standard errors: "
+               f"{3 * model_se:.2f} px)")
+        rec.update(applied=False, reason=f"the beam moves {why} over the scan (centres "
+                   f"measured to {noise:.2f} px): not corrected")
         return rec
     if not per_pattern:
         rec.update(applied=True, model="quadratic", coefficients=coef.tolist(),
