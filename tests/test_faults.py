@@ -385,3 +385,59 @@ with exits.handle_signals():
     _, err = proc.communicate(timeout=TIMEOUT)
     assert proc.returncode == 143 and time.monotonic() - t0 < 10, err
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_shutdown_that_hangs_after_a_signal_is_cut_short(tmp_path):
+    """A signal can leave a worker thread that interpreter shutdown waits for forever
+    (seen: a thread pool interrupted between starting a worker and registering it);
+    run as a program, the command still ends with the signal's status."""
+    script = """
+import sys, threading, time
+import nmf4d.exits as exits
+exits.GRACE_SECONDS = 0.5
+threading.Thread(target=threading.Event().wait).start()   # never ends, not a daemon
+code = 0
+with exits.handle_signals(exit_after=True):
+    try:
+        print("ready", flush=True)
+        time.sleep(60)
+    except exits.Terminated:
+        code = 143
+sys.exit(code)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 143 and time.monotonic() - t0 < 10, err
+
+
+def test_a_swallowed_signal_is_delivered_again(tmp_path):
+    """Library code can swallow the exception a signal raises (seen inside an import in
+    dask); the signal is delivered again until the command unwinds."""
+    script = """
+import sys, time
+import nmf4d.exits as exits
+exits.GRACE_SECONDS, exits.REDELIVER_SECONDS = 30.0, 0.2
+with exits.handle_signals() as sig:
+    try:
+        try:
+            print("ready", flush=True)
+            time.sleep(60)
+        except exits.Terminated:
+            pass                                   # swallowed
+        time.sleep(60)
+    except exits.Terminated:
+        print("delivered again", flush=True)
+        sys.exit(143)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 143 and out.strip() == "delivered again", err
+    assert time.monotonic() - t0 < 5

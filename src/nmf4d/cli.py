@@ -279,12 +279,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     handlers = {"demo": cmd_demo, "run": cmd_run, "info": cmd_info, "report": cmd_report,
                 "compare-filters": cmd_compare_filters}
-    with warnings_as_lines(), handle_signals():
+    with warnings_as_lines(), handle_signals(exit_after=argv is None) as sig:
         try:
             return handlers[args.command](args)
         except (SystemExit, GeneratorExit):
             raise
         except BaseException as e:  # noqa: BLE001 - every way a command ends, one line
+            sig.ending()
             code, line = describe(e, inputs=_inputs(args))
             if code == 1 and os.environ.get("NMF4D_DEBUG"):
                 raise

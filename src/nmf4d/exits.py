@@ -15,9 +15,11 @@ status  meaning
 ======  ===================================================================================
 
 On SIGINT or SIGTERM the command unwinds as after an error: the staging folder of its
-output is removed and the output is left as it was. If unwinding takes longer than
-:data:`GRACE_SECONDS` (a pass over the data in flight) or a second signal arrives, the
-staging folders are removed at once and the process exits with the same status.
+output is removed and the output is left as it was; a signal whose exception library
+code swallowed is delivered again every second. If the process has not ended
+:data:`GRACE_SECONDS` later (a pass over the data in flight, a thread that interpreter
+shutdown waits for) or a second signal arrives, the staging folders are removed at once
+and the process exits with the same status.
 
 Warnings (:class:`nmf4d.errors.NMF4DWarning`, any other, and libraries' logged
 warnings) are printed as one line each, ``nmf4d: warning: ...``, once per distinct
@@ -34,13 +36,16 @@ import os
 import signal
 import sys
 import threading
+import time
 import warnings
 
 from .errors import ConfigError, InputError, NMF4DWarning
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 #: Seconds a signalled command may take to unwind before it is cut short.
-GRACE_SECONDS = 5.0
+GRACE_SECONDS = 10.0
+#: Seconds between re-deliveries of a signal whose exception was swallowed.
+REDELIVER_SECONDS = 1.0
 
 EPILOG = ("exit status: 0 success; 2 bad usage, bad input or an unusable environment "
           "(permission, read-only, disk full: one line naming the path); 1 internal error; "
@@ -60,10 +65,18 @@ def _one_line(text) -> str:
     return " ".join(str(text).split())
 
 
-def _hard_exit(code: int) -> None:
+_LINES = {EXIT_TERMINATED: "nmf4d: terminated (SIGTERM)", EXIT_INTERRUPTED: "nmf4d: interrupted"}
+
+
+def _hard_exit(code: int, say: bool = True) -> None:
     from .outputs import discard_all
 
     discard_all()
+    if say:
+        try:
+            os.write(2, (_LINES.get(code, f"nmf4d: exit {code}") + "\n").encode())
+        except OSError:
+            pass
     try:
         sys.stderr.flush()
     except Exception:  # noqa: BLE001
@@ -71,39 +84,102 @@ def _hard_exit(code: int) -> None:
     os._exit(code)
 
 
-@contextlib.contextmanager
-def handle_signals():
-    """SIGTERM -> :class:`Terminated`, SIGINT -> KeyboardInterrupt, in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    state = {"count": 0}
+class _SignalState:
+    """What the signal handler and its watchdog share (see :func:`handle_signals`)."""
 
-    def watchdog(code):
-        if not done.wait(GRACE_SECONDS):
-            _hard_exit(code)
+    def __init__(self):
+        self.count = 0
+        self.signum = None
+        self.code = EXIT_TERMINATED
+        self.inside = True
+        self.redeliver = False
+        self.ended = False
+
+    def ending(self) -> None:
+        """The command has caught the exception and is ending: stop re-delivering."""
+        self.ended = True
+
+
+@contextlib.contextmanager
+def handle_signals(*, exit_after: bool = False):
+    """SIGTERM -> :class:`Terminated`, SIGINT -> KeyboardInterrupt, in the main thread.
+
+    Yields a state whose ``ending()`` the caller calls once it has caught the exception.
+    The handler only writes a byte to a pipe and raises; a watchdog thread (started
+    here) then re-delivers the signal every :data:`REDELIVER_SECONDS` while the block has
+    neither ended nor begun to unwind (library code can swallow an asynchronous exception:
+    seen inside an import in dask), and after :data:`GRACE_SECONDS` removes the staging
+    folders and ends the process with the signal's status if it is still inside the block
+    -- or, with ``exit_after`` (the command line run as a program), if it is still alive
+    at all (an interrupted thread pool can leave a worker that interpreter shutdown waits
+    for forever).
+    """
+    state = _SignalState()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    r, w = os.pipe()
+    main = threading.main_thread().ident
+
+    def unwinding() -> bool:
+        from .outputs import discarding
+
+        return state.ended or discarding() or not state.inside
+
+    def watchdog():
+        try:
+            woke = os.read(r, 1)
+        except OSError:
+            return
+        finally:
+            os.close(r)
+        if not woke:                                   # the block ended without a signal
+            return
+        deadline = time.monotonic() + GRACE_SECONDS
+        while time.monotonic() < deadline - REDELIVER_SECONDS:
+            time.sleep(REDELIVER_SECONDS)
+            if unwinding():
+                break
+            state.redeliver = True                 # a real signal, to the main thread:
+            signal.pthread_kill(main, state.signum)   # it interrupts a blocking call
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        if state.inside or exit_after:             # after the block main() has said it
+            _hard_exit(state.code, say=state.inside)
 
     def handler(signum, frame):
-        code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
-        state["count"] += 1
-        if state["count"] > 1:
-            _hard_exit(code)
-        threading.Thread(target=watchdog, args=(code,), daemon=True).start()
+        if state.redeliver:                            # the watchdog's, not a new one
+            state.redeliver = False
+            if state.ended or isinstance(sys.exc_info()[1], (Terminated, KeyboardInterrupt)):
+                return                                 # the first one is being handled
+        else:
+            state.count += 1
+            state.signum = signum
+            state.code = EXIT_TERMINATED if signum == signal.SIGTERM else EXIT_INTERRUPTED
+            if state.count > 1:
+                _hard_exit(state.code)
+            try:
+                os.write(w, b"!")
+            except OSError:
+                pass
         if signum == signal.SIGTERM:
             raise Terminated(signum)
         raise KeyboardInterrupt
 
-    done = threading.Event()
+    threading.Thread(target=watchdog, daemon=True, name="nmf4d-signal-watchdog").start()
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     for s, h in previous.items():
         if h is not signal.SIG_IGN:                  # an ignored signal stays ignored
             signal.signal(s, handler)
     try:
-        yield
+        yield state
     finally:
-        done.set()
+        state.inside = False
         for s, h in previous.items():
-            signal.signal(s, h if h is not None else signal.SIG_DFL)
+            if state.count and exit_after:           # ending: a late re-delivery is moot
+                signal.signal(s, lambda *a: None)
+            else:
+                signal.signal(s, h if h is not None else signal.SIG_DFL)
+        os.close(w)                                  # no signal: the watchdog returns
 
 
 class _LogWarning(UserWarning):
@@ -180,9 +256,9 @@ def describe(exc: BaseException, *, inputs=()) -> tuple[int, str]:
     from .outputs import is_environment_error, reason
 
     if isinstance(exc, Terminated):
-        return EXIT_TERMINATED, "nmf4d: terminated (SIGTERM)"
+        return EXIT_TERMINATED, _LINES[EXIT_TERMINATED]
     if isinstance(exc, KeyboardInterrupt):
-        return EXIT_INTERRUPTED, "nmf4d: interrupted"
+        return EXIT_INTERRUPTED, _LINES[EXIT_INTERRUPTED]
     if isinstance(exc, ConfigError):
         from .cli_options import flag_for
 
@@ -205,5 +281,5 @@ def describe(exc: BaseException, *, inputs=()) -> tuple[int, str]:
 
 
 __all__ = ["EPILOG", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_TERMINATED",
-           "EXIT_USAGE", "GRACE_SECONDS", "Terminated", "describe", "handle_signals",
+           "EXIT_USAGE", "GRACE_SECONDS", "REDELIVER_SECONDS", "Terminated", "describe", "handle_signals",
            "warnings_as_lines"]

@@ -245,6 +245,13 @@ def check_output(out, *, overwrite: bool = False, kind: str = "dir") -> Path:
 
 # ------------------------------------------------------------------- the writer
 _LIVE: set = set()          # AtomicOutputs between claim and end, for discard_all
+_DISCARDING = 0             # AtomicOutputs removing their staging after an exception
+
+
+def discarding() -> bool:
+    """True while an output is being discarded after an exception (a signal's exception
+    is then unwinding: :mod:`nmf4d.exits` does not re-deliver it)."""
+    return _DISCARDING > 0
 
 
 def discard_all() -> None:
@@ -349,7 +356,12 @@ class AtomicOutput:
     # -- install -------------------------------------------------------------------
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
-            self._discard()
+            global _DISCARDING
+            _DISCARDING += 1
+            try:
+                self._discard()
+            finally:
+                _DISCARDING -= 1
             if isinstance(exc, OSError) and self._mine(exc):
                 raise output_error(exc, self.display) from None
             code = _errno_in_text(exc)
@@ -423,6 +435,7 @@ def atomic_path(target, *, overwrite: bool = False) -> AtomicOutput:
 
 __all__ = ["AtomicOutput", "LOCK_NAME", "OUTPUT_MARKERS", "OutputBusy", "OutputError",
            "atomic_path", "check_output", "h5_file", "check_separate", "clean_stale", "discard_all",
+           "discarding",
            "input_paths",
            "is_environment_error", "is_stale", "live_owner", "output_error", "reason",
            "staging_folders"]
