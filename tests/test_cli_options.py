@@ -17,7 +17,7 @@ from nmf4d.config import FLAT, AnalysisConfig
 from nmf4d.errors import ConfigError
 
 #: A value different from the default for every option (so the round trip proves each one).
-CHANGED = {"k": 7, "k_range": (3, 12), "bin": 2, "crop": (1, 30, 2, 31), "centre_crop": 20,
+CHANGED = {"dark": 12.5, "centre": "on", "k": 7, "k_range": (3, 12), "bin": 2, "crop": (1, 30, 2, 31), "centre_crop": 20,
            "mask_radius": 3.5, "mask_centre": (10.5, 11.0), "filter": "denoise",
            "pca_rank": 6, "denoise_epochs": 3, "denoise_latent": 8, "denoise_batch": 16,
            "denoise_model": "/tmp/m.pt", "scale": "sqrt", "normalise": "sum",
@@ -27,6 +27,8 @@ CHANGED = {"k": 7, "k_range": (3, 12), "bin": 2, "crop": (1, 30, 2, 31), "centre
            "thresholds": (0.6, 0.7), "memory": "2GB", "workers": 2, "scheduler": None,
            "scan_step": "25Å", "reciprocal_scale": 0.0125, "voltage": 300.0,
            "precession": 0.5, "beam_centre": (64.5, 63.0), "explorer": False,
+           "phases": ("/c/al.cif", "/c/ti.cif"), "phase_names": ("Al", "Ti"),
+           "resolution": 0.5, "refine_positions": True, "merge_tolerance": 1.0,
            "report": False}
 
 

@@ -247,3 +247,16 @@ def test_library_log_warnings_become_one_line(tmp_path, capsys):
     assert rc == 0
     assert "RosettaSciIO" not in cap.out and cap.out.startswith("path:")
     assert _warnings(cap.err) == ["nmf4d: warning: `hdr` file couldn't be found."]
+
+
+def test_phase_files_count_as_inputs(scan, tmp_path, capsys):
+    _, path = scan
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    (folder / "results.h5").write_text("looks like an output")
+    (folder / "Fe.cif").write_text("data_Fe")
+    rc = main(["run", str(path), "-o", str(folder), "--overwrite", "--phases",
+               str(folder / "Fe.cif"), "--k", "2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "contains the input" in err and "Fe.cif" in err
+    assert (folder / "Fe.cif").read_text() == "data_Fe"

@@ -106,6 +106,36 @@ class Calibration:
         rec = (self.reciprocal_scale[0] * b[0], self.reciprocal_scale[1] * b[1])
         return replace(self, reciprocal_scale=rec)
 
+    def pattern_geometry(self, record: Mapping) -> tuple[tuple | None, tuple | None]:
+        """Reciprocal scale and beam centre of the *factorised* patterns.
+
+        Parameters
+        ----------
+        record : dict
+            The preprocessing record (``crop``, ``centre_crop``, ``bin``).
+
+        Returns
+        -------
+        scale : (float, float) or None
+            Å⁻¹ per factorised pixel (input scale x bin).
+        centre : (float, float) or None
+            The beam centre in factorised pixels: input pixel ``c`` sits at
+            ``(c - crop origin + 0.5) / bin - 0.5``.
+        """
+        b = record.get("bin", 1) or 1
+        bins = (b, b) if not isinstance(b, (list, tuple)) else tuple(b)
+        oy = ox = 0
+        if record.get("crop"):
+            oy, ox = record["crop"][0], record["crop"][2]
+        cc = record.get("centre_crop")
+        if isinstance(cc, dict) and cc.get("box"):
+            oy, ox = oy + cc["box"][0], ox + cc["box"][2]
+        scale = None if self.reciprocal_scale is None else \
+            (self.reciprocal_scale[0] * bins[0], self.reciprocal_scale[1] * bins[1])
+        centre = None if self.beam_centre is None else \
+            tuple((c - o + 0.5) / f - 0.5 for c, o, f in zip(self.beam_centre, (oy, ox), bins))
+        return scale, centre
+
     def to_dict(self) -> dict:
         """JSON-ready; the keys of the ``calibration`` attribute of results.h5."""
         src = ", ".join(f"{k}: {v}" for k, v in sorted(self.sources.items()))

@@ -16,7 +16,7 @@ import sys
 import time
 
 from ._version import __version__
-from .cli_options import add_options, config_from_args
+from .cli_options import INDEX_OPTIONS, add_options, config_from_args
 from .errors import InputError
 from .exits import EPILOG, describe, handle_signals, warnings_as_lines
 
@@ -80,6 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="(re)build OUT/report.html from OUT/results.h5",
                         epilog=EXIT_CODES)
     rp.add_argument("output", help="an output folder written by run or demo")
+    ix = sub.add_parser("index", help="phase and orientation of every cluster of an existing "
+                        "results folder (needs nmf4d[index])", epilog=EXIT_CODES)
+    ix.add_argument("output", help="an output folder written by run or demo")
+    add_options(ix, INDEX_OPTIONS)
+    ix.add_argument("--no-report", dest="no_report", action="store_true",
+                    help="do not rebuild report.html")
+    ix.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     return ap
 
 
@@ -122,10 +129,13 @@ def _check_before_work(config, shape) -> None:
 
 
 def _inputs(args) -> list:
-    """Every path the command reads (the input with a .mib's .hdr, a reused model)."""
+    """Every path the command reads (the input with a .mib's .hdr, a reused model, the
+    phases' CIF files)."""
     from .outputs import input_paths
 
-    return input_paths(getattr(args, "input", None), getattr(args, "denoise_model", None))
+    phases = [p for p in str(getattr(args, "phases", None) or "").split(",") if p.strip()]
+    return input_paths(getattr(args, "input", None), getattr(args, "denoise_model", None),
+                       *phases)
 
 
 def _check_paths(args) -> None:
@@ -168,6 +178,9 @@ def _write_outputs(tmp, a, args, input_label, input_info, extra_attrs):
     if getattr(args, "save_signals", None):
         from .signals import save_signals
         save_signals(tmp, a, args.save_signals)
+    if a.orientation is not None:
+        from .orientation import write_orientation_files
+        write_orientation_files(tmp, a.orientation, a.labels, a.calibration)
     if extra_attrs:
         from .outputs import h5_file
         with h5_file(tmp / "results.h5", "a") as f:
@@ -266,6 +279,30 @@ def cmd_compare_filters(args):
     return 0
 
 
+def cmd_index(args):
+    import json
+
+    from .config import config_from_record
+    from .errors import ConfigError as _ConfigError
+    from .orientation import index_results
+    from .results import read_results
+
+    attrs = read_results(args.output)["attrs"]
+    base = config_from_record(json.loads(attrs.get("parameters", "{}") or "{}"))
+    config = config_from_args(args, base)
+    if not config.index.phases:
+        raise _ConfigError("index.phases", "", "name at least one CIF file")
+    o = index_results(args.output, config, progress=_progress(args))
+    if not args.no_report:
+        from .report import build_report
+        build_report(args.output)
+    if not args.quiet:
+        res = o.result
+        for c in range(res.k):
+            print(f"cluster {c}: {res.phase[c]}", file=sys.stderr)
+    return 0
+
+
 def cmd_report(args):
     from .report import build_report
 
@@ -278,7 +315,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"demo": cmd_demo, "run": cmd_run, "info": cmd_info, "report": cmd_report,
-                "compare-filters": cmd_compare_filters}
+                "compare-filters": cmd_compare_filters, "index": cmd_index}
     with warnings_as_lines(), handle_signals(exit_after=argv is None) as sig:
         try:
             return handlers[args.command](args)

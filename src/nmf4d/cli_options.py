@@ -78,6 +78,10 @@ def _num_or_pair(v) -> str:
     return _csv(v) if isinstance(v, tuple) else _num(v)
 
 
+def _csv_paths(text: str) -> tuple:
+    return tuple(v.strip() for v in str(text).split(",") if v.strip())
+
+
 def _csv(values) -> str:
     return ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values)
 
@@ -201,6 +205,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("--beam-centre", "beam_centre", "CY,CX of the direct beam in input detector pixels "
            "(default: from the file's metadata)", _numbers("calibration.beam_centre", 2, float),
            _csv, metavar="CY,CX"),
+    Option("--phases", "phases", "CIF files A.cif[,B.cif...]: index every cluster's pattern "
+           "against these phases (phase and orientation; needs nmf4d[index])", _csv_paths,
+           _csv, metavar="A.cif,B.cif"),
+    Option("--phase-names", "phase_names", "a name for each phase (default: the CIF file "
+           "stems)", _csv_paths, _csv, metavar="NAME,..."),
+    Option("--resolution", "resolution", "template sampling of orientation space, degrees",
+           _float("index.resolution"), _num, metavar="DEG"),
+    Option("--refine-positions", "refine_positions", "refine every position's orientation "
+           "near its cluster's (orientation gradients)", switch=True, switch_value=True),
+    Option("--merge-tolerance", "merge_tolerance", "clusters closer than this (degrees) form "
+           "one orientation group", _float("index.merge_tolerance"), _num, metavar="DEG"),
     Option("--no-explorer", "explorer", "store no per-position patterns for the report's "
            "explorer", switch=True, switch_value=False),
     Option("--no-report", "report", "write results.h5 only (no report.html)", switch=True,
@@ -210,10 +225,18 @@ OPTIONS: tuple[Option, ...] = (
 _BY_PATH = {o.path: o for o in OPTIONS}
 
 
-def add_options(parser: argparse.ArgumentParser) -> None:
-    """Add every option of :data:`OPTIONS` to ``parser`` (values stay text; defaults None)."""
+#: The options of ``nmf4d index OUT`` (the rest comes from the run's recorded settings).
+INDEX_OPTIONS = ("phases", "phase_names", "resolution", "refine_positions", "merge_tolerance",
+                 "reciprocal_scale", "voltage", "precession", "beam_centre", "scan_step")
+
+
+def add_options(parser: argparse.ArgumentParser, names=None) -> None:
+    """Add the options of :data:`OPTIONS` (those of ``names``, flat names, when given) to
+    ``parser`` (values stay text; defaults None)."""
     defaults = AnalysisConfig()
     for o in OPTIONS:
+        if names is not None and o.name not in names:
+            continue
         if o.switch:
             parser.add_argument(o.flag, dest=o.dest, action="store_true", help=o.help)
             continue

@@ -12,6 +12,7 @@ select     :func:`nmf4d.select_k.select`                 level two (Selection)
 refine     :func:`nmf4d.refine.refine`                   final fit, input units
 maps       :func:`nmf4d.maps.make_maps`                  labels, background, overlaps
 compare    :func:`nmf4d.clusters.compare_clusters`       raw vs NMF per cluster
+index      :func:`nmf4d.orientation.index_analysis`      phases and orientations (optional)
 =========  ============================================  ===============================
 
 and returns an :class:`Analysis`. It works on arrays; reading files and writing results
@@ -29,11 +30,12 @@ from .calibration import Calibration, resolve
 from .clusters import compare_clusters
 from .config import AnalysisConfig, resolve_k
 from .datachecks import check_degenerate
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
 from .explorer_data import explorer_from_blocks
 from .inputs import as_input
 from .maps import Maps, make_maps
+from .orientation import Orientation, index_analysis
 from .prepare import load
 from .preprocess import preprocess
 from .refine import refine, relative_error
@@ -84,6 +86,8 @@ class Analysis:
         centre, from the options or the input (see :mod:`nmf4d.calibration`).
     explorer : dict or None
         The report explorer's per-position patterns (see :mod:`nmf4d.explorer_data`).
+    orientation : nmf4d.orientation.Orientation or None
+        Phase and orientation of every cluster (with ``config.index.phases``).
     artifacts : dict
         Objects worth saving beside the results (the trained denoiser, "denoiser").
     """
@@ -111,6 +115,7 @@ class Analysis:
     execution: dict = field(default_factory=dict)
     calibration: Calibration = field(default_factory=Calibration)
     explorer: dict | None = None
+    orientation: Orientation | None = None
     artifacts: dict = field(default_factory=dict)
 
     @property
@@ -151,9 +156,8 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     config = config or AnalysisConfig()
     progress = progress or Progress()
     timer = StageTimer()
-    inp = as_input(data)
     with timer("preprocess"):
-        arr, record, artifacts = _prepare_input(inp.array, config, progress)
+        arr, record, artifacts, calibration, phases = _prepare_input(data, config, progress)
     sy, sx, ky, kx = arr.shape
     k, k_range = resolve_k(config, sy * sx, ky * kx)
     with timer("load"):
@@ -187,6 +191,12 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                                         pattern_shape=(ky, kx), components=components) \
             if config.report.explorer else None
     progress.event("maps", rel)
+    orientation = None
+    if phases is not None:
+        with timer("index"):
+            orientation = index_analysis(components, maps.labels, maps.background, calibration,
+                                         record, config.index, data=arr, phases=phases,
+                                         progress=progress)
     execution = {"mode": fd.mode, "blocks": fd.op.n_blocks,
                  "refine_seconds_per_iteration": timer.seconds["refine"] / max(fit.n_iter, 1),
                  "client": client_address(client)}
@@ -197,8 +207,8 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                     preprocessing=record, timings=timer.seconds, n_iter=fit.n_iter,
                     converged=fit.converged, relative_error=rel,
                     mean_pattern=fd.mean_pattern, virtual_image=fd.virtual_image,
-                    execution=execution, calibration=resolve(config.calibration, inp.calibration),
-                    explorer=explorer, artifacts=artifacts)
+                    execution=execution, calibration=calibration, explorer=explorer,
+                    orientation=orientation, artifacts=artifacts)
 
 
 def _noise(record: dict):
@@ -208,14 +218,24 @@ def _noise(record: dict):
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):
-    """Checks that need no data values, then :func:`~nmf4d.preprocess.preprocess`."""
-    validate_4d(data)
-    resolve_device(config.execution.device)          # a missing GPU fails before the work
-    arr, record, artifacts = preprocess(data, config.preprocessing, seed=config.seed,
+    """The input unwrapped and its calibration; checks that need no data values (a
+    missing GPU, unreadable phases fail before the work); then preprocessing."""
+    inp = as_input(data)
+    validate_4d(inp.array)
+    resolve_device(config.execution.device)
+    calibration = resolve(config.calibration, inp.calibration)
+    phases = None
+    if config.index.phases:
+        from .orientation import load_phases
+        phases = load_phases(config.index)
+        if calibration.reciprocal_scale is None:
+            raise ConfigError("calibration.reciprocal_scale", None, "is needed to index the "
+                              "clusters (--phases): give it, or a file with calibrated axes")
+    arr, record, artifacts = preprocess(inp.array, config.preprocessing, seed=config.seed,
                                         device=config.execution.device, progress=progress)
     ky, kx = arr.shape[2:]
     if min(ky, kx) < MIN_PATTERN_SIZE:
         raise InputError(f"patterns of {ky}x{kx} pixels after preprocessing are too small: "
                          f"the IQA metrics need at least {MIN_PATTERN_SIZE}x{MIN_PATTERN_SIZE} "
                          "(use a smaller --bin or crop)")
-    return arr, record, artifacts
+    return arr, record, artifacts, calibration, phases

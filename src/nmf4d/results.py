@@ -141,6 +141,9 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         tg = f.create_group("timings")
         for key, val in a.timings.items():
             tg.attrs[key] = float(val)
+        if getattr(a, "orientation", None) is not None:
+            from .index import write_orientation_group
+            write_orientation_group(f, a.orientation.result, positions=a.orientation.positions)
         if a.explorer is not None:
             from .explorer_data import write_explorer
             write_explorer(f.create_group("explorer"), **a.explorer)

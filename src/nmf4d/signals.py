@@ -51,28 +51,15 @@ def detector_axes(calibration, record: dict, pattern_shape) -> list[dict]:
         The preprocessing record (``crop``, ``centre_crop``, ``bin``).
     pattern_shape : (int, int)
     """
-    b = record.get("bin", 1) or 1
-    by, bx = (b, b) if np.ndim(b) == 0 else tuple(b)
-    oy, ox = 0, 0
-    if record.get("crop"):
-        oy, ox = record["crop"][0], record["crop"][2]
-    cc = record.get("centre_crop")
-    if isinstance(cc, dict) and cc.get("box"):
-        oy, ox = oy + cc["box"][0], ox + cc["box"][2]
+    scale, centre = calibration.pattern_geometry(record)
     out = []
-    for i, (name, n, f, o) in enumerate((("ky", pattern_shape[0], by, oy),
-                                          ("kx", pattern_shape[1], bx, ox))):
-        if calibration.reciprocal_scale is None:
+    for i, (name, n) in enumerate((("ky", pattern_shape[0]), ("kx", pattern_shape[1]))):
+        if scale is None:
             out.append({"name": name, "size": int(n), "scale": 1.0, "offset": 0.0,
                         "units": "px"})
             continue
-        scale = calibration.reciprocal_scale[i] * f
-        offset = 0.0
-        if calibration.beam_centre is not None:
-            # input pixel c sits at factorised pixel (c - origin + 0.5) / bin - 0.5
-            centre = (calibration.beam_centre[i] - o + 0.5) / f - 0.5
-            offset = -centre * scale
-        out.append({"name": name, "size": int(n), "scale": float(scale),
+        offset = 0.0 if centre is None else -centre[i] * scale[i]
+        out.append({"name": name, "size": int(n), "scale": float(scale[i]),
                     "offset": float(offset), "units": calibration.reciprocal_units})
     return out
 

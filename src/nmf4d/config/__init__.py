@@ -14,6 +14,8 @@ dataclass per stage:
 ``maps``                :class:`MapsConfig`: overlap thresholds
 ``calibration``         :class:`CalibrationConfig`: scan step, reciprocal scale, voltage,
                         precession, beam centre given by the user (else from the input)
+``index``               :class:`IndexConfig`: phases (CIF files) and options of the
+                        orientation indexing of the clusters
 ``report``              :class:`ReportConfig`: whether the command line writes the report
                         and the explorer's data
 ======================  =================================================================
@@ -43,6 +45,7 @@ from .stages import (
     DenoiseConfig,
     ExecutionConfig,
     FitConfig,
+    IndexConfig,
     MapsConfig,
     PreprocessConfig,
     ReportConfig,
@@ -51,13 +54,15 @@ from .stages import (
 )
 
 __all__ = ["AnalysisConfig", "FLAT", "resolve_k", "config_from_record", "parse_k_range",
-           "CalibrationConfig", "DenoiseConfig", "ExecutionConfig", "FitConfig", "MapsConfig",
+           "CalibrationConfig", "DenoiseConfig", "ExecutionConfig", "FitConfig", "IndexConfig",
+           "MapsConfig",
            "PreprocessConfig", "ReportConfig", "SelectionConfig", "SweepConfig"]
 
 
 _STAGES = {"preprocessing": PreprocessConfig, "sweep": SweepConfig,
            "selection": SelectionConfig, "fit": FitConfig, "execution": ExecutionConfig,
-           "maps": MapsConfig, "calibration": CalibrationConfig, "report": ReportConfig}
+           "maps": MapsConfig, "calibration": CalibrationConfig, "index": IndexConfig,
+           "report": ReportConfig}
 
 #: Flat name of every leaf field -> its dotted path.
 FLAT = {
@@ -86,6 +91,9 @@ FLAT = {
     "scan_step": "calibration.scan_step", "scan_units": "calibration.scan_units",
     "reciprocal_scale": "calibration.reciprocal_scale", "voltage": "calibration.voltage",
     "precession": "calibration.precession", "beam_centre": "calibration.beam_centre",
+    "phases": "index.phases", "phase_names": "index.phase_names",
+    "resolution": "index.resolution", "refine_positions": "index.refine_positions",
+    "merge_tolerance": "index.merge_tolerance",
     "report": "report.enabled", "explorer": "report.explorer",
 }
 
@@ -102,6 +110,7 @@ class AnalysisConfig:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     maps: MapsConfig = field(default_factory=MapsConfig)
     calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self):

@@ -370,3 +370,50 @@ class ReportConfig:
                 raise ConfigError(f"report.{name}", getattr(self, name), "must be True or False")
 
 
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Orientation indexing of the clusters (:mod:`nmf4d.index`; extra ``nmf4d[index]``).
+
+    Attributes
+    ----------
+    phases : tuple of str
+        CIF files of the candidate phases; empty: no indexing.
+    phase_names : tuple of str
+        A name for each phase (default: each CIF file's stem).
+    resolution : float
+        Template sampling of orientation space, degrees (default 1).
+    refine_positions : bool
+        Also refine every position's orientation near its cluster's (orientation
+        gradients inside grains).
+    merge_tolerance : float
+        Clusters whose orientations differ by less than this (degrees, with crystal
+        symmetry) form one orientation group.
+    """
+
+    phases: tuple = ()
+    phase_names: tuple = ()
+    resolution: float = 1.0
+    refine_positions: bool = False
+    merge_tolerance: float = 2.0
+
+    def __post_init__(self):
+        p = "index."
+        phases = self.phases
+        if isinstance(phases, str):
+            phases = tuple(v.strip() for v in phases.split(",") if v.strip())
+        _set(self, "phases", tuple(str(v) for v in phases))
+        names = self.phase_names
+        if isinstance(names, str):
+            names = tuple(v.strip() for v in names.split(",") if v.strip())
+        _set(self, "phase_names", tuple(str(v) for v in names))
+        if self.phase_names and len(self.phase_names) != len(self.phases):
+            raise ConfigError(p + "phase_names", self.phase_names,
+                              f"must name each of the {len(self.phases)} phases")
+        _set(self, "resolution", _number(p + "resolution", self.resolution, lo=0, strict=True))
+        if self.resolution > 10:
+            raise ConfigError(p + "resolution", self.resolution, "must be at most 10 degrees")
+        if not isinstance(self.refine_positions, bool):
+            raise ConfigError(p + "refine_positions", self.refine_positions, "must be True or False")
+        _set(self, "merge_tolerance", _number(p + "merge_tolerance", self.merge_tolerance, lo=0))

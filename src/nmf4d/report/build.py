@@ -26,14 +26,26 @@ from .calibration import Calibration, parse_calibration
 from .explorer import explorer_note, explorer_payload, payload_json
 from .palette import cluster_colours, overlap_colours, text_colour
 from .png import encode_png
+from .orientation import orientation_context
 from .text import (METRICS, background_text, dataset_rows, extent_text, flatten, fmt,
                    json_attr, level_two, repeat_command, timing_rows)
 
-SECTIONS = [("summary", "1. Summary and explorer"), ("clusters", "2. Cluster map and patterns"),
-            ("overlaps", "3. Overlaps"), ("raw-vs-nmf", "4. Raw vs NMF"),
-            ("dataset", "5. Dataset"), ("level-one", "6. Choice of k, level one: K-component loss"),
-            ("level-two", "7. Choice of k, level two: pairwise image-quality assessment"),
-            ("run", "8. Run")]
+_SECTIONS = [("summary", "Summary and explorer"), ("clusters", "Cluster map and patterns"),
+             ("overlaps", "Overlaps"), ("raw-vs-nmf", "Raw vs NMF"),
+             ("orientation", "Phases and orientations"), ("dataset", "Dataset"),
+             ("level-one", "Choice of k, level one: K-component loss"),
+             ("level-two", "Choice of k, level two: pairwise image-quality assessment"),
+             ("run", "Run")]
+
+
+def sections(orientation: bool = False) -> list[tuple[str, str]]:
+    """(id, numbered title) of the report's sections (the orientation one when indexed)."""
+    kept = [(sid, t) for sid, t in _SECTIONS if orientation or sid != "orientation"]
+    return [(sid, f"{i}. {t}") for i, (sid, t) in enumerate(kept, 1)]
+
+
+#: The sections of a report without orientation indexing.
+SECTIONS = sections(False)
 FIGURE_NAMES = ["dataset", "level_one_loss", "level_two_ssim", "level_two_psnr",
                 "level_two_gmsd", "level_two_mdsi", "level_two_scores", "cluster_map",
                 "components", "weights", "overlap", "raw_vs_nmf"]
@@ -209,6 +221,7 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
             row[key] = fmt(v[c], 4) if v is not None else "—"
         clusters.append(row)
 
+    orientation = orientation_context(r, out_dir)
     timings = r.get("timings@attrs", {})
     fit = [("iterations", fmt(attrs.get("n_iter"))), ("converged", fmt(attrs.get("converged"))),
            ("relative error ‖V − WH‖/‖V‖", fmt(attrs.get("relative_error")))]
@@ -217,7 +230,9 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
     sy, sx = labels.shape
     return {
         "title": f"nmf4d report — k = {k}",
-        "sections": SECTIONS, "figs": figs.items, "notes": notes,
+        "sections": sections(orientation is not None),
+        "titles": dict(sections(orientation is not None)), "orientation": orientation,
+        "figs": figs.items, "notes": notes,
         "k": k, "auto": sweep is not None, "demo_k_true": attrs.get("demo_k_true"),
         "created": attrs.get("created", "—"), "version": attrs.get("nmf4d_version", "—"),
         "input": attrs.get("input", "—"), "out_dir": str(out_dir),

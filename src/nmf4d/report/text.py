@@ -12,7 +12,7 @@ import numpy as np
 
 from ..execution.budget import format_bytes
 from ..options import METRIC_NAMES as METRICS
-TIMING_ORDER = ["preprocess", "load", "sweep", "select", "refine", "maps", "write"]
+TIMING_ORDER = ["preprocess", "load", "sweep", "select", "refine", "maps", "index", "write"]
 PART_ORDER = ["sketch", "fits", "loss"]
 
 
