@@ -103,6 +103,7 @@ def test_run_overwrite_replaces(files, tmp_path, capsys):
     _, _, paths = files
     out = tmp_path / "out"
     out.mkdir()
+    (out / "results.h5").write_text("old")                # an nmf4d output: replaceable
     (out / "stale.txt").write_text("old")
     rc = main(["run", str(paths["good"]), "-o", str(out), "--k", "2", "--no-report", "-q",
                "--overwrite"])

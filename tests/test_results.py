@@ -181,7 +181,7 @@ def _leftovers(parent, name):
 def test_atomic_output_success(tmp_path):
     out = tmp_path / "out"
     with AtomicOutput(out) as tmp:
-        assert tmp.parent == tmp_path and tmp != out
+        assert tmp.parent.parent == tmp_path and tmp != out and tmp.name == "out"
         assert not out.exists()                               # nothing visible yet
         (tmp / "a.txt").write_text("new")
     assert (out / "a.txt").read_text() == "new"
@@ -201,12 +201,12 @@ def test_atomic_output_exception_leaves_nothing(tmp_path):
 def test_atomic_output_exception_keeps_previous(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("old")
+    (out / "results.h5").write_text("old")                   # an nmf4d output: replaceable
     with pytest.raises(RuntimeError):
         with AtomicOutput(out, overwrite=True) as tmp:
             (tmp / "new.txt").write_text("new")
             raise RuntimeError("boom")
-    assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["results.h5"]
     assert _leftovers(tmp_path, "out") == []
 
 
@@ -225,10 +225,10 @@ def test_atomic_output_refuses_existing(tmp_path):
 def test_atomic_output_overwrite_replaces(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "old.txt").write_text("old")
+    (out / "results.h5").write_text("old")
     with AtomicOutput(out, overwrite=True) as tmp:
         (tmp / "new.txt").write_text("new")
-        assert (out / "old.txt").exists()                    # old kept until the end
+        assert (out / "results.h5").exists()                 # old kept until the end
     assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
     assert _leftovers(tmp_path, "out") == []
 

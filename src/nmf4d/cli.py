@@ -2,8 +2,10 @@
 
 A thin layer over :func:`nmf4d.pipeline.analyse`, :mod:`nmf4d.io` and
 :mod:`nmf4d.results`: the options become an :class:`~nmf4d.config.AnalysisConfig`
-(:mod:`nmf4d.cli_options`), the data is opened, analysed and written. Exit status: 0
-success, 2 bad usage or bad input (one line on stderr, no traceback), 1 anything else.
+(:mod:`nmf4d.cli_options`), the data is opened, analysed and written
+(:mod:`nmf4d.outputs`). Exit statuses, one-line errors and warnings and the handling of
+signals are :mod:`nmf4d.exits`: 0 success, 2 bad usage, bad input or an unusable
+environment (one line on stderr, no traceback), 1 internal error, 130 SIGINT, 143 SIGTERM.
 """
 from __future__ import annotations
 
@@ -14,13 +16,14 @@ import sys
 import time
 
 from ._version import __version__
-from .cli_options import INDEX_OPTIONS, add_options, config_from_args, describe_error
-from .errors import ConfigError, InputError
+from .cli_options import INDEX_OPTIONS, add_options, config_from_args
+from .errors import InputError
+from .exits import EPILOG, describe, handle_signals, warnings_as_lines
 
 DEMO = dict(scan_shape=(48, 48), pattern_shape=(64, 64), n_grains=6, vacuum=True,
             overlap_width=4.0, thickness_variation=0.3, dose=2000.0)
 
-EXIT_CODES = "exit status: 0 success; 2 bad usage or bad input (one line); 1 anything else"
+EXIT_CODES = EPILOG
 
 
 def _pair(text, name, sep=","):
@@ -38,14 +41,19 @@ def _add_output_options(p: argparse.ArgumentParser) -> None:
                    help="also write the results as HyperSpy signals, OUT/signals/*.hspy "
                    "(or zspy); needs nmf4d[hyperspy]")
     add_options(p)
-    p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress or summary lines (errors and warnings are still printed)")
 
 
 def _add_input(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="file or folder (.npy .zarr .h5/.hdf5 .hspy .zspy .blo .mib "
                    ".emd .dm4, image folder)")
-    p.add_argument("--dataset", default=None, help="array inside an HDF5/zarr file")
-    p.add_argument("--scan-shape", default=None, help="Y,X scan shape (image folders, 3D stacks)")
+    p.add_argument("--dataset", default=None, metavar="PATH",
+                   help="array inside an HDF5/zarr file (or NCEM .emd): required for "
+                   ".h5/.hdf5, needed for a zarr group holding several arrays")
+    p.add_argument("--scan-shape", default=None, metavar="Y,X",
+                   help="scan shape, required for a folder of images and a 3D stack (n, ky, "
+                   "kx); for a .mib it overrides the .hdr")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,12 +130,31 @@ def _check_before_work(config, shape) -> None:
     resolve_device(config.execution.device)
 
 
+def _inputs(args) -> list:
+    """Every path the command reads (the input with a .mib's .hdr, a reused model, the
+    phases' CIF files)."""
+    from .outputs import input_paths
+
+    phases = [p for p in str(getattr(args, "phases", None) or "").split(",") if p.strip()]
+    return input_paths(getattr(args, "input", None), getattr(args, "denoise_model", None),
+                       *phases)
+
+
+def _check_paths(args) -> None:
+    """Before any work: OUT may be replaced (see nmf4d.outputs.check_output) and is
+    neither an input, nor inside one, nor holding one."""
+    from .outputs import check_output, check_separate
+
+    check_separate(args.output, _inputs(args))
+    check_output(args.output, overwrite=args.overwrite)
+
+
 def _analyse_and_write(data, args, *, input_label, input_info, extra_attrs=None):
     from .execution import dask_client
     from .pipeline import analyse
-    from .results import AtomicOutput, check_output
+    from .results import AtomicOutput
 
-    check_output(args.output, overwrite=args.overwrite)   # fail before the work
+    _check_paths(args)                                     # fail before the work
     config = config_from_args(args)
     _check_before_work(config, tuple(data.shape))
     if args.save_signals is not None:
@@ -157,8 +184,8 @@ def _write_outputs(tmp, a, args, input_label, input_info, extra_attrs):
         from .orientation import write_orientation_files
         write_orientation_files(tmp, a.orientation, a.labels, a.calibration)
     if extra_attrs:
-        import h5py
-        with h5py.File(tmp / "results.h5", "a") as f:
+        from .outputs import h5_file
+        with h5_file(tmp / "results.h5", "a") as f:
             for key, val in extra_attrs.items():
                 f.attrs[key] = val
     if a.config.report.enabled:
@@ -169,6 +196,7 @@ def _write_outputs(tmp, a, args, input_label, input_info, extra_attrs):
 def cmd_demo(args):
     from .synthetic import make_polycrystal
 
+    _check_paths(args)
     seed = config_from_args(args).seed
     data, truth = make_polycrystal(**DEMO, seed=seed)
     label = "synthetic:make_polycrystal(" + ", ".join(f"{k}={v}" for k, v in DEMO.items()) \
@@ -194,6 +222,7 @@ def _open(args):
 def cmd_run(args):
     from .io import dataset_info
 
+    _check_paths(args)
     ds, scan_shape = _open(args)
     info = dataset_info(args.input, dataset=args.dataset, scan_shape=scan_shape)
     info = dict(info, dataset=args.dataset, scan_shape=list(scan_shape) if scan_shape else None)
@@ -225,9 +254,9 @@ def cmd_compare_filters(args):
     from .execution import dask_client
     from .filter_comparison import compare_filters, write_comparison
     from .report.compare import build_compare_report
-    from .results import AtomicOutput, check_output, save_artifacts
+    from .results import AtomicOutput, save_artifacts
 
-    check_output(args.output, overwrite=args.overwrite)
+    _check_paths(args)
     ds, _ = _open(args)
     config = config_from_args(args)
     _check_before_work(config, tuple(ds.data.shape))
@@ -289,26 +318,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     handlers = {"demo": cmd_demo, "run": cmd_run, "info": cmd_info, "report": cmd_report,
                 "compare-filters": cmd_compare_filters, "index": cmd_index}
-    try:
-        return handlers[args.command](args)
-    except ConfigError as e:
-        msg = describe_error(e)
-        if e.field == "save_signals":
-            msg = f"--save-signals {e.value}: {e.reason}"
-        print(f"nmf4d: error: {msg}", file=sys.stderr)
-        return 2
-    except InputError as e:
-        print(f"nmf4d: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("nmf4d: interrupted", file=sys.stderr)
-        return 1
-    except Exception as e:  # noqa: BLE001 - last line of defence, keep the message short
-        if os.environ.get("NMF4D_DEBUG"):
+    with warnings_as_lines(), handle_signals(exit_after=argv is None) as sig:
+        try:
+            return handlers[args.command](args)
+        except (SystemExit, GeneratorExit):
             raise
-        print(f"nmf4d: internal error: {type(e).__name__}: {e} "
-              "(set NMF4D_DEBUG=1 for the traceback)", file=sys.stderr)
-        return 1
+        except BaseException as e:  # noqa: BLE001 - every way a command ends, one line
+            sig.ending()
+            code, line = describe(e, inputs=_inputs(args))
+            if code == 1 and os.environ.get("NMF4D_DEBUG"):
+                raise
+            print(line, file=sys.stderr)
+            return code
 
 
 if __name__ == "__main__":  # pragma: no cover

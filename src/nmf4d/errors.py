@@ -10,9 +10,17 @@ command line can name the flag (``--k-range``) instead of the field.
 
 :class:`MissingDependencyError` is an :class:`InputError` for an optional extra that is
 not installed; it names the extra to install.
+
+Warnings: :class:`DataWarning` (the data or an option was changed or is degenerate:
+axes squeezed, pixels dropped by binning, files ignored, identical patterns, ...) and
+:class:`OutputWarning` (leftovers of interrupted runs removed), both
+:class:`NMF4DWarning` subclasses, so library users can filter them
+(``warnings.simplefilter("ignore", DataWarning)``); the command line prints each as one
+line ``nmf4d: warning: ...``. :func:`warn_data` issues a DataWarning.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 
@@ -61,3 +69,20 @@ class MissingDependencyError(InputError):
         self.package = package
         self.extra = extra
         super().__init__(f'{what} needs {package}: pip install "nmf4d[{extra}]"')
+
+
+class NMF4DWarning(UserWarning):
+    """Base class of nmf4d's warnings."""
+
+
+class DataWarning(NMF4DWarning):
+    """The input was changed on the way in or is degenerate (the message says how)."""
+
+
+class OutputWarning(NMF4DWarning):
+    """Something about the output folder worth knowing (e.g. leftovers removed)."""
+
+
+def warn_data(message: str, *, stacklevel: int = 2) -> None:
+    """Issue a one-line :class:`DataWarning` (from the caller's caller by default)."""
+    warnings.warn(" ".join(str(message).split()), DataWarning, stacklevel=stacklevel + 1)

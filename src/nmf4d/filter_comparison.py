@@ -10,7 +10,6 @@ import json
 import time
 from dataclasses import dataclass
 
-import h5py
 import numpy as np
 
 from .config import AnalysisConfig
@@ -94,7 +93,9 @@ def write_comparison(path, comp: FilterComparison, *, input_path: str, parameter
     """Write ``compare.h5``-style results (see the README) to ``path``."""
     from .results import json_default, write_provenance
 
-    with h5py.File(path, "w") as f:
+    from .outputs import h5_file
+
+    with h5_file(path) as f:                # in memory, one write: safe on a full disk
         write_provenance(f, input_path=input_path, parameters=parameters)
         f.attrs["filters"] = json.dumps(comp.filters)
         f.attrs["skipped"] = json.dumps(comp.skipped)

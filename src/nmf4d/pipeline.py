@@ -29,6 +29,7 @@ from .arrays import validate_4d
 from .calibration import Calibration, resolve
 from .clusters import compare_clusters, representatives
 from .config import AnalysisConfig, resolve_k
+from .datachecks import check_degenerate
 from .errors import ConfigError, InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
 from .explorer_data import explorer_plan
@@ -184,6 +185,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                   allow_negative=record["dark"].get("negative_allowed", False),
                   noise=_noise(record))
     progress.event("preprocess", record)
+    k = check_degenerate(fd, k)                      # identical patterns: k = 1, said why
     sweep = selection = decision = None
     given = k != "auto"
     if not given:

@@ -41,7 +41,9 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
     k = check_k(k, min(n, p))
     start_factors = None if start is None else data.to_fitting(start)
     # BLAS single-threaded: the passes run blocks on threads; the solver's own small
-    # products between passes gain nothing from threads (nmf4d.execution.threads)
+    # products between passes (k x k Gram matrices, the start's QR/SVD) gain nothing from
+    # threads, and on shared cores they thrashed (k = 256 on a 16x16 scan: 247 s against
+    # 33 s) (nmf4d.execution.threads)
     with progress.bar(f"final fit (k = {k}, full data)", fit.max_iter, "iter") as bar, \
             blas_threads(1):
         res = non_negative_factorization(

@@ -1,16 +1,14 @@
 """Writing and reading ``OUT/results.h5`` (the contract in the README and design.md).
 
-The output folder is written atomically: everything goes to a temporary sibling
-folder that is renamed to OUT at the end, so OUT is either the complete previous
-result or the complete new one, never half written.
+The output folder is written atomically by :class:`nmf4d.outputs.AtomicOutput`
+(re-exported here with :func:`~nmf4d.outputs.check_output`): everything goes to a
+hidden staging folder beside OUT that is renamed to OUT at the end, so OUT is either the
+complete previous result or the complete new one, never half written.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -19,6 +17,7 @@ import numpy as np
 from ._version import __version__
 from .errors import InputError
 from .options import METRIC_NAMES
+from .outputs import AtomicOutput, check_output, h5_file  # noqa: F401 - part of this API
 
 
 def versions() -> dict:
@@ -37,53 +36,6 @@ def versions() -> dict:
     except Exception:  # pragma: no cover - optional at run time
         pass
     return out
-
-
-def check_output(out: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Refuse an existing output unless ``overwrite``; return the resolved path."""
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(f"output {str(out)!r} exists: choose another -o or pass --overwrite")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output {str(out)!r} exists and is not a folder")
-    parent = out.resolve().parent
-    if not parent.exists():
-        raise InputError(f"output folder's parent {str(parent)!r} does not exist")
-    return out
-
-
-class AtomicOutput:
-    """Context manager: a temporary folder that replaces OUT on success.
-
-    >>> with AtomicOutput("out", overwrite=True) as tmp:
-    ...     (tmp / "results.h5").write_bytes(b"...")
-    """
-
-    def __init__(self, out, *, overwrite: bool = False):
-        self.out = check_output(out, overwrite=overwrite)
-        self.overwrite = overwrite
-
-    def __enter__(self) -> Path:
-        parent = self.out.resolve().parent
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.tmp-", dir=parent))
-        return self.tmp
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return False
-        old = None
-        if self.out.exists():
-            if not self.overwrite:
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                raise InputError(f"output {str(self.out)!r} appeared during the run; "
-                                 "not overwritten")
-            old = self.out.with_name(f".{self.out.name}.old-{os.getpid()}")
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return False
 
 
 def write_provenance(f: h5py.File, *, input_path: str, parameters: dict) -> None:
@@ -114,7 +66,7 @@ def save_artifacts(folder, analysis, *, final_folder=None) -> None:
 def write_results(path, analysis, *, input_path: str, input_info: dict | None = None) -> None:
     """Write an :class:`~nmf4d.pipeline.Analysis` to ``path`` (an .h5 file) per the contract."""
     a = analysis
-    with h5py.File(path, "w") as f:
+    with h5_file(path) as f:            # in memory, one write: safe on a full disk
         write_provenance(f, input_path=input_path, parameters=a.parameters)
         f.attrs["k"] = int(a.k)
         f.attrs["preprocessing"] = json.dumps(a.preprocessing, default=json_default)

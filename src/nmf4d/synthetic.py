@@ -364,16 +364,14 @@ def write_polycrystal_zarr(path, scan_shape=(256, 256), pattern_shape=(128, 128)
         As from `make_polycrystal`, without ``clean``.
     """
     import os
-    import shutil
     import sys
-    import uuid
     from pathlib import Path
 
     import zarr
     from tqdm.auto import tqdm
 
     from ._version import __version__
-    from .io import install
+    from .outputs import atomic_path
 
     opts = dict(n_grains=5, vacuum=True, vacuum_fraction=0.15, overlap_width=4.0,
                 thickness_variation=0.3, dose=5000.0, spot_sigma=1.0, min_angle_deg=12.0,
@@ -424,8 +422,7 @@ def write_polycrystal_zarr(path, scan_shape=(256, 256), pattern_shape=(128, 128)
                  **{key: (val.item() if isinstance(val, np.generic) else val)
                     for key, val in opts.items()})
 
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:12]}")
-    try:
+    with atomic_path(path, overwrite=overwrite) as tmp:
         out = zarr.open_array(str(tmp), mode="w", shape=(sy, sx, ky, kx),
                               chunks=(cy, cx, ky, kx), dtype=dtype)
         out.attrs.update(attrs)
@@ -448,10 +445,6 @@ def write_polycrystal_zarr(path, scan_shape=(256, 256), pattern_shape=(128, 128)
                     piece = counts.astype(dtype)
                     del counts
                 out[r0:r1, c0:c1] = piece
-        install(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return lay.truth(dose_val)
 
 

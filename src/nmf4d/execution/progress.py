@@ -6,10 +6,16 @@ sources (:mod:`nmf4d.execution.sources`) that run the per-block kernels. A sourc
 (:meth:`Progress.counting`) around the passes it wants shown, and the blocks of any
 source advance the innermost counting bar that is open. Stage events
 (:meth:`Progress.event`) go to an optional log callback (the command line prints them).
+
+Bars are drawn on a terminal only; in a log or a pipe a bar that runs longer than
+``log_interval`` seconds (default 30) prints a plain line ``desc: n/total unit`` each
+interval instead, so every long stage shows progress there too.
 """
 from __future__ import annotations
 
+import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable
 
@@ -24,6 +30,38 @@ class _Null:
         self.n += n
 
 
+class _LogBar(_Null):
+    """A bar for logs and pipes: one plain line every ``interval`` seconds."""
+
+    def __init__(self, desc: str, total, unit: str, interval: float, stream=None):
+        super().__init__()
+        self.desc, self.total, self.unit, self.interval = desc, total, unit, interval
+        self.stream = stream
+        self.t0 = self.last = time.monotonic()
+        self.printed = False
+
+    def update(self, n=1):
+        self.n += n
+        now = time.monotonic()
+        if now - self.last >= self.interval:
+            self.last = now
+            self.line(now)
+
+    def line(self, now=None):
+        el = (now or time.monotonic()) - self.t0
+        of = f"/{self.total}" if self.total is not None else ""
+        print(f"[{el:6.1f}s in] {self.desc}: {self.n}{of} {self.unit}",
+              file=self.stream or sys.stderr, flush=True)
+        self.printed = True
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 class Progress:
     """Progress bars (tqdm, on stderr) and stage events for one analysis.
 
@@ -34,12 +72,16 @@ class Progress:
     log : callable, optional
         ``log(stage, info)`` for stage events (e.g. ``"select"`` with the selection).
     tty_only : bool
-        Bars only on a terminal (default), so logs and pipes get no control codes.
+        Bars only on a terminal (default), so logs and pipes get no control codes; there
+        a long bar prints a plain line every ``log_interval`` seconds instead.
+    log_interval : float
+        Seconds between the plain progress lines of a bar in a log or pipe.
     """
 
     def __init__(self, *, bars: bool = False, log: Callable[[str, Any], None] | None = None,
-                 tty_only: bool = True):
+                 tty_only: bool = True, log_interval: float = 30.0):
         self.bars = bars
+        self.log_interval = log_interval
         self.log = log
         self.tty_only = tty_only
         self._counting: list = []
@@ -50,6 +92,12 @@ class Progress:
         """Context yielding a bar with ``update(n)``; a silent stand-in when disabled."""
         if not self.bars:
             yield _Null()
+            return
+        if self.tty_only and not _is_tty(sys.stderr):
+            b = _LogBar(desc, total, unit, self.log_interval)
+            yield b
+            if b.printed:
+                b.line()
             return
         from tqdm.auto import tqdm
         # disable=None: bars on a terminal only

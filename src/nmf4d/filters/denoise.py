@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import tempfile
 from typing import Any
 
 import dask.array as da
@@ -122,21 +121,17 @@ class DenoiseModel:
                                for k, v in self.net.state_dict().items()}}
 
     def save(self, path: str | os.PathLike) -> str:
-        """Save atomically (a temporary file in the same folder, then ``os.replace``)."""
+        """Save atomically (:func:`nmf4d.outputs.atomic_path`; an existing file is
+        replaced)."""
+        from ..outputs import atomic_path
+
         torch = _torch()
         path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(folder):
             raise InputError(f"save_model: folder {folder!r} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=".denoise-", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                torch.save(self.to_dict(), fh)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        with atomic_path(path, overwrite=True) as tmp, open(tmp, "wb") as fh:
+            torch.save(self.to_dict(), fh)
         self.path = path
         return path
 

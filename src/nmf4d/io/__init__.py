@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, warn_data
 from ._readers_arrays import read_hdf5, read_npy, read_zarr
 from ._readers_common import (
     EXTENSIONS,
@@ -34,7 +34,7 @@ from ._readers_common import (
 )
 from ._readers_images import read_images
 from ._readers_rsciio import read_rsciio
-from ._writers import WRITABLE_EXTENSIONS, install, save_dataset
+from ._writers import WRITABLE_EXTENSIONS, save_dataset
 
 __all__ = [
     "Dataset",
@@ -46,7 +46,6 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "WRITABLE_EXTENSIONS",
     "InputError",
-    "install",
 ]
 
 _LOCAL_READERS = {"npy": read_npy, "zarr": read_zarr, "hdf5": read_hdf5,
@@ -88,6 +87,8 @@ def _open_source(path: str | os.PathLike, dataset: Any, scan_shape: Any, chunks:
                                 axes=source.axes)
         check_dtype(data.dtype, full.name)
         if data.dtype == np.bool_:
+            if check_content:
+                warn_data(f"{full.name}: boolean data converted to uint8 (0 and 1)")
             data = data.astype(np.uint8)
     except BaseException:
         _close_all(source.resources)
@@ -179,11 +180,12 @@ def dataset_info(path: str | os.PathLike, *, dataset: str | None = None,
     try:
         shape = tuple(int(n) for n in data.shape)
         dtype = np.dtype(data.dtype)
+        stored = np.dtype(source.data.dtype)          # the file's (bool before uint8)
         return {
             "path": str(full),
             "format": fmt,
             "shape": shape,
-            "dtype": str(dtype),
+            "dtype": str(stored if stored == np.bool_ else dtype),
             "nbytes": int(np.prod(shape, dtype=np.int64)) * dtype.itemsize,
             "size_on_disk": int(source.size_on_disk),
             "chunks": source.storage_chunks,

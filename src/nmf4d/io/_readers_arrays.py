@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ._readers_common import (
+    ReadGuard,
     _Source,
     auto_chunks,
     check_dtype,
@@ -43,11 +45,16 @@ class _NpyArray:
         self._mm: np.memmap | None = None
 
     def __getitem__(self, key: Any) -> np.ndarray:
-        if self._mm is None:
-            self._mm = np.memmap(self.path, dtype=self.dtype, mode="r", offset=self.offset,
-                                 shape=self.shape,
-                                 order="F" if self.fortran_order else "C")
-        return np.array(self._mm[key])
+        try:
+            if self._mm is None:
+                self._mm = np.memmap(self.path, dtype=self.dtype, mode="r",
+                                     offset=self.offset, shape=self.shape,
+                                     order="F" if self.fortran_order else "C")
+            return np.array(self._mm[key])
+        except OSError:
+            raise                          # errno and file name: exits.describe names it
+        except Exception as exc:  # noqa: BLE001 - the file changed under us
+            raise fail(f"cannot read {Path(self.path).name}: {short(exc)}") from exc
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
@@ -74,9 +81,14 @@ class _H5Array:
     def __getitem__(self, key: Any) -> np.ndarray:
         import h5py
 
-        if self._file is None or not self._file.id.valid:
-            self._file = h5py.File(self.path, "r")
-        return np.asarray(self._file[self.name][key])
+        try:
+            if self._file is None or not self._file.id.valid:
+                self._file = h5py.File(self.path, "r")
+            return np.asarray(self._file[self.name][key])
+        except Exception as exc:  # noqa: BLE001 - a corrupt chunk, a changed file
+            if isinstance(exc, OSError) and exc.errno is not None and exc.filename:
+                raise                      # errno and file name: exits.describe names it
+            raise fail(f"cannot read {Path(self.path).name}: {short(exc)}") from exc
 
     def close(self) -> None:
         """Close the file handle held in this process."""
@@ -195,7 +207,9 @@ def read_zarr(path: Path, *, dataset: str | None, scan_shape: Any, chunks: Any,
     storage = tuple(int(c) for c in arr.chunks) if arr.chunks else None
     spec = auto_chunks(tuple(arr.shape), dtype, chunks, storage)
     try:
-        data = da.from_zarr(arr, chunks=spec)
+        guard = ReadGuard(arr, name, file_token(path) + (inner,))
+        data = da.from_array(guard, chunks=spec, asarray=False, fancy=False,
+                             meta=np.empty((0,) * guard.ndim, dtype=dtype))
     except (ValueError, TypeError) as exc:
         raise fail(f"chunks={chunks!r}: not usable for shape {tuple(arr.shape)}: "
                    f"{short(exc)}") from exc
@@ -244,6 +258,10 @@ def read_hdf5(path: Path, *, dataset: str | None, scan_shape: Any, chunks: Any,
                        "data")
         check_dtype(dtype, f"{name}:{inner}")
         storage = tuple(int(c) for c in obj.chunks) if obj.chunks else None
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a corrupt file: h5py fails while looking
+        raise fail(f"cannot read {name} as HDF5: {short(exc)}") from exc
     finally:
         h5file.close()
     wrapper = _H5Array(str(path), inner, shape, dtype, file_token(path))

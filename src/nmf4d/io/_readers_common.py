@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, warn_data
 
 #: Format name -> one-line description, for help texts.
 SUPPORTED_FORMATS: dict[str, str] = {
@@ -141,6 +141,51 @@ class _Source:
     resources: list = field(default_factory=list)
 
 
+class ReadGuard:
+    """Array-like view of a reader's storage object (a zarr array, an h5py dataset) whose
+    read errors -- a corrupt chunk, a file changed or removed during the run -- become an
+    `InputError` naming the file, instead of the storage library's own exception."""
+
+    def __init__(self, obj: Any, name: str, token: tuple) -> None:
+        self.obj = obj
+        self.name = name
+        self.shape = tuple(int(n) for n in obj.shape)
+        self.dtype = np.dtype(obj.dtype)
+        self.ndim = len(self.shape)
+        self.token = token
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return np.asarray(self.obj[key])
+        except Exception as exc:  # noqa: BLE001 - any failure to read is the file's
+            raise fail(f"cannot read {self.name}: {short(exc)}") from exc
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("nmf4d-read-guard", self.token)
+
+
+def guard_reads(data: Any, name: str, token: tuple) -> Any:
+    """``data`` (a dask array made by ``da.from_array`` of one storage object, as
+    rosettasciio makes for .hspy/.zspy/.emd) rebuilt on a `ReadGuard` of that object;
+    any other array is returned as it is."""
+    import dask.array as da
+
+    try:
+        layers = data.__dask_graph__().layers
+        originals = [k for k in layers if str(k).startswith("original-")]
+        if len(layers) != 2 or len(originals) != 1:
+            return data
+        (obj,) = list(dict(layers[originals[0]]).values())
+        if not (hasattr(obj, "__getitem__") and tuple(obj.shape) == tuple(data.shape)
+                and np.dtype(obj.dtype) == data.dtype):
+            return data
+        guard = ReadGuard(obj, name, token)
+        return da.from_array(guard, chunks=data.chunks, asarray=False, fancy=False,
+                             meta=np.empty((0,) * data.ndim, dtype=data.dtype))
+    except Exception:  # noqa: BLE001 - a graph of another shape: keep it
+        return data
+
+
 def fail(message: str) -> InputError:
     """Build an `InputError` with a one-line message (raise it, ``from`` the cause)."""
     line = " ".join(str(message).split())
@@ -262,7 +307,8 @@ def as_scan_4d(data: Any, *, scan_shape: tuple[int, int] | None, name: str,
                axes: list | None = None) -> tuple[Any, list | None]:
     """Bring a lazy array to ``(scan_y, scan_x, ky, kx)``.
 
-    Leading axes of length one beyond the fourth are dropped; a 3D stack
+    Leading axes of length one beyond the fourth are dropped (with a
+    :class:`~nmf4d.errors.DataWarning`); a 3D stack
     ``(n, ky, kx)`` is reshaped row-major to ``scan_shape``; a 4D array must match
     ``scan_shape`` when it is given.
 
@@ -290,10 +336,14 @@ def as_scan_4d(data: Any, *, scan_shape: tuple[int, int] | None, name: str,
         For a shape that cannot be a 4D scan.
     """
     shape = tuple(int(n) for n in data.shape)
+    original = shape
     while data.ndim > 4 and shape[0] == 1:
         data = data[0]
         shape = shape[1:]
         axes = axes[1:] if axes else axes
+    if shape != original:
+        warn_data(f"{name}: {len(original) - len(shape)} leading axis of length 1 dropped: "
+                  f"shape {original} read as {shape}")
     if any(n == 0 for n in shape):
         raise fail(f"{name}: the data is empty, shape {shape}")
     if data.ndim == 4:

@@ -1,6 +1,7 @@
 """Reader for a folder of diffraction patterns stored one per image file.
 
-The files (.bmp, .png, .tif, .tiff; other files are ignored) are taken in natural
+The files (.bmp, .png, .tif, .tiff; other entries are ignored with a
+:class:`~nmf4d.errors.DataWarning`, hidden ones silently) are taken in natural
 order of their names (``img2`` before ``img10``) as the row-major scan, so
 ``--scan-shape Y,X`` with ``Y*X`` equal to the number of images is required. Only the
 image headers are read when opening; pixels are decoded in dask tasks, a block of whole
@@ -16,10 +17,12 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import warn_data
 from ._readers_common import (
     IMAGE_EXTENSIONS,
     _Source,
     fail,
+    list_items,
     natural_key,
     short,
 )
@@ -133,6 +136,21 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: (natural_key(p.name), p.name))
 
 
+def _warn_ignored(folder: Path, images: list[Path]) -> None:
+    """A DataWarning naming the entries of ``folder`` that are not pattern images
+    (hidden ones aside)."""
+    keep = {p.name for p in images}
+    try:
+        other = sorted((p.name + ("/" if p.is_dir() else "")) for p in folder.iterdir()
+                       if p.name not in keep and not p.name.startswith("."))
+    except OSError:
+        return
+    if other:
+        warn_data(f"folder {folder.name}: {len(other)} entr{'y' if len(other) == 1 else 'ies'} "
+                  f"that {'is' if len(other) == 1 else 'are'} not a "
+                  f"{'/'.join(IMAGE_EXTENSIONS)} image ignored: {list_items(other)}")
+
+
 def read_images(path: Path, *, dataset: str | None, scan_shape: Any, chunks: Any,
                 check_content: bool = True) -> _Source:
     """Open a folder of pattern images lazily as ``(Y, X, ky, kx)``.
@@ -163,6 +181,7 @@ def read_images(path: Path, *, dataset: str | None, scan_shape: Any, chunks: Any
     if dataset is not None:
         raise fail(f"{name}: --dataset '{dataset}' does not apply to a folder of images")
     files = list_images(path)
+    _warn_ignored(path, files)
     if not files:
         raise fail(f"folder {name} holds no {'/'.join(IMAGE_EXTENSIONS)} images")
     count = len(files)

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ._readers_common import _Source, fail, list_items, path_size, short
+from ._readers_common import (_Source, fail, file_token, guard_reads, list_items, path_size,
+                              short)
 
 _MODULES = {
     "hspy": ("rsciio.hspy", "HyperSpy .hspy"),
@@ -231,6 +232,8 @@ def read_rsciio(path: Path, fmt: str, *, dataset: str | None, scan_shape: Any,
     try:
         index = _pick_signal(signals, name, scan_shape)
         signal = signals[index]
+        if fmt in ("hspy", "zspy", "emd"):             # h5py/zarr storage: guard the reads
+            signal = dict(signal, data=guard_reads(signal["data"], name, file_token(path)))
         data, axes = _ordered_axes(signal)
         if fmt == "dm4" and data.ndim == 4:
             _check_dm_order(signal, name)

@@ -1,20 +1,19 @@
 """Writing arrays to .npy, .zarr and HDF5, atomically.
 
-The array is written under a hidden temporary name in the destination folder, then
-renamed onto the destination, so a reader never sees a half-written file and a failed
-write leaves nothing behind.
+The array is written in a hidden staging folder beside the destination and renamed
+onto it (:func:`nmf4d.outputs.atomic_path`), so a reader never sees a half-written file
+and a failed or killed write leaves nothing behind that the next write does not remove.
 """
 from __future__ import annotations
 
 import math
 import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..outputs import atomic_path
 from ._readers_common import fail, short
 
 #: Extension -> format name for `save_dataset`.
@@ -63,34 +62,6 @@ def _user_chunks(chunks: Any, shape: tuple[int, ...]) -> tuple[int, ...]:
 def _is_zarr_store(path: Path) -> bool:
     return path.is_dir() and any(
         (path / name).exists() for name in ("zarr.json", ".zarray", ".zgroup"))
-
-
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.lexists(path):
-        try:
-            path.unlink()
-        except OSError:
-            pass
-
-
-def install(tmp: Path, target: Path) -> None:
-    """Move the finished temporary output onto ``target``."""
-    if not os.path.lexists(target):
-        os.replace(tmp, target)
-        return
-    if tmp.is_dir() or target.is_dir():
-        backup = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.old")
-        os.replace(target, backup)
-        try:
-            os.replace(tmp, target)
-        except BaseException:
-            os.replace(backup, target)
-            raise
-        _remove(backup)
-        return
-    os.replace(tmp, target)
 
 
 def _write_npy(arr: Any, tmp: Path) -> None:
@@ -201,15 +172,10 @@ def save_dataset(data: Any, path: str | os.PathLike, *, dataset: str | None = "d
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fail(f"cannot create folder {target.parent}: {short(exc)}") from exc
-    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
+    with atomic_path(target, overwrite=overwrite) as tmp:
         if fmt == "npy":
             _write_npy(arr, tmp)
         elif fmt == "hdf5":
             _write_hdf5(arr, tmp, inner, chunks)
         else:
             _write_zarr(arr, tmp, inner, chunks)
-        install(tmp, target)
-    except BaseException:
-        _remove(tmp)
-        raise

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..arrays import Array, data_4d, is_dask
 from ..beam import check_centre, direct_beam_mask, find_direct_beam
+from ..errors import ConfigError, warn_data
 from ..filters import get_filter
 from .dark import noise_model, resolve_dark, subtract_dark
 from .descan import apply_descan, gather, plan_descan, sample_positions
@@ -47,6 +48,17 @@ class Preprocessed(NamedTuple):
     data: Array
     record: dict
     artifacts: dict
+
+
+def _warn_bin_remainder(shape, factor) -> None:
+    """A DataWarning when the bin does not divide the patterns (edge pixels dropped)."""
+    (ky, kx), (fy, fx) = shape, factor
+    ry, rx = ky % fy, kx % fx
+    if ry or rx:
+        flag = f"--bin {fy}" if fy == fx else f"bin ({fy}, {fx})"
+        warn_data(f"{flag} does not divide the {ky}x{kx} patterns: the last {ry} row(s) and "
+                  f"{rx} column(s) are dropped (patterns become {ky // fy}x{kx // fx}); crop "
+                  "to a multiple of the bin to choose which")
 
 
 def _detector(data: Array, config) -> tuple[Array, dict, dict]:
@@ -107,6 +119,7 @@ def preprocess(data: Array, config: "PreprocessConfig | None" = None, *, seed: i
         x = crop_patterns(x, box=box)
         rec["centre_crop"] = {"size": int(config.centre_crop), "box": list(box)}
     if (fy, fx) != (1, 1):
+        _warn_bin_remainder(x.shape[2:], (fy, fx))
         x = bin_patterns(x, (fy, fx), reduce="sum")
     if config.mask_radius is not None:
         if config.mask_centre == "auto":
@@ -114,6 +127,11 @@ def preprocess(data: Array, config: "PreprocessConfig | None" = None, *, seed: i
         else:
             centre = check_centre(config.mask_centre, x.shape[2:])
         mask = direct_beam_mask(x.shape[2:], radius=config.mask_radius, centre=centre)
+        if mask.all():
+            raise ConfigError("preprocessing.mask_radius", config.mask_radius,
+                              f"the disc centred on ({centre[0]:g}, {centre[1]:g}) covers every "
+                              f"pixel of the {x.shape[2]}x{x.shape[3]} patterns (after crop and "
+                              "bin): nothing would be left; use a smaller radius")
         x = apply_mask(x, mask, fill=0)
         rec["mask"] = {"centre": [float(c) for c in centre], "fill": 0,
                        "radius": float(config.mask_radius), "n_pixels": int(mask.sum())}

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import InputError
+from ..outputs import atomic_path, reason
 from . import images as I
 from . import lineplots
 from .calibration import Calibration, parse_calibration
@@ -345,10 +346,12 @@ def build_report(out_dir, *, display_dir=None, timings: dict | None = None) -> P
         seconds["render"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         path = out_dir / "report.html"
-        path.write_text(page, encoding="utf-8")
+        with atomic_path(path, overwrite=True) as tmp:
+            tmp.write_text(page, encoding="utf-8")
         seconds["write"] = time.perf_counter() - t0
-    except PermissionError as e:
-        raise InputError(f"cannot write the report in {str(out_dir)!r}: {e.strerror}") from None
+    except OSError as e:
+        shown = str(display_dir or out_dir)
+        raise InputError(f"cannot write the report in {shown!r}: {reason(e)}") from None
     seconds["total"] = time.perf_counter() - t_start
     if timings is not None:
         timings.update(seconds)
