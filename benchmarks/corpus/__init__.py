@@ -1,0 +1,1 @@
+"""Validation corpus for nmf4d: scans from simulators nmf4d was not designed on."""
