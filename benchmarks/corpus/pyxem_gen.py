@@ -193,12 +193,12 @@ def _nanocrystals(s, seed):
                 note="pyxem convention: reciprocal x along rows")
 
 
-def _tiled(s, seed):
-    """si_grains / fe_multiphase: noise-free tilings, counted here."""
+def _draw_tiling(s, rng):
+    """One pyxem tiling: (data (N, N, P, P), euler (n, 3), phases, scale, beam sigma, sub-seed)."""
     from orix.quaternion import Orientation
 
-    rng = np.random.default_rng([seed, 1])
     N, P = s["scan"], s["pattern"]
+    sub = int(rng.integers(2 ** 31))
     if s["mode"] == "si_grains":
         from pyxem.data.simulated_si import si_grains_from_orientations, si_phase
 
@@ -212,32 +212,53 @@ def _tiled(s, seed):
                               rng.uniform(0, 2 * np.pi)) for i in range(s["n_grains"])]
         eul = np.array([r.to_euler()[0] for r in rots])
         oris = Orientation.from_euler(eul, symmetry=ph.point_group)
-        sub = int(rng.integers(2 ** 31))
         sig = si_grains_from_orientations(oris, seed=sub, size=N, recip_pixels=P)
-        phases = ["si_diamond"] * s["n_grains"]
-        scale = 0.01
+        return (np.asarray(sig.data, np.float64), eul, ["si_diamond"] * s["n_grains"], 0.01,
+                5.0, sub)
+    from orix.quaternion import Rotation
+    from pyxem.data.simulated_fe import fe_multi_phase_grains
+    ng = s["n_grains"] // 2
+    _seed_globals(sub)
+    sig = fe_multi_phase_grains(num_grains=ng, seed=sub, size=N, recip_pixels=P)
+    _seed_globals(sub)         # the same draws as inside: rotations of bcc, then fcc
+    r1, r2 = Rotation.random(ng), Rotation.random(ng)
+    eul = np.concatenate([r1.to_euler(), r2.to_euler()])
+    return (np.asarray(sig.data, np.float64), eul, ["fe_bcc"] * ng + ["fe_fcc"] * ng, 0.02,
+            3.0, sub)
+
+
+def _tiled(s, seed):
+    """si_grains / fe_multiphase: noise-free pyxem tilings, counted here.
+
+    Tilings are redrawn (pyxem seed and, for silicon, orientations) until every grain
+    present covers at least 0.3 of the mean grain area, shows at least 3 % of its intensity outside the direct beam (4 beam sigmas) and
+    differs from every other grain there (cosine <= 0.8): pyxem's random orientations
+    often leave a grain with nothing but the direct beam, which no one could tell apart.
+    """
+    rng = np.random.default_rng([seed, 1])
+    N, P = s["scan"], s["pattern"]
+    yy, xx = np.indices((P, P))
+    for attempt in range(50):
+        data, eul, phases, scale, sigma, sub = _draw_tiling(s, rng)
+        flat = data.reshape(N * N, P * P)
+        uniq, first_pos, inv = np.unique(flat, axis=0, return_index=True,
+                                         return_inverse=True)
+        rank = np.argsort(first_pos)      # truth indices in order of first appearance
+        relabel = np.empty_like(rank)
+        relabel[rank] = np.arange(len(rank))
+        labels = relabel[inv.ravel()].reshape(N, N)
+        pats = uniq[rank].reshape(-1, P, P)
+        k = len(pats)
+        outer = np.hypot(yy - P / 2, xx - P / 2) > 4 * sigma
+        spots = pats[:, outer]
+        frac = spots.sum(axis=1) / pats.sum(axis=(1, 2))
+        u = spots / np.maximum(np.linalg.norm(spots, axis=1, keepdims=True), 1e-300)
+        cos = u @ u.T - 2 * np.eye(k)
+        area = np.bincount(labels.ravel(), minlength=k)
+        if frac.min() >= 0.03 and cos.max() <= 0.8 and area.min() >= 0.3 * N * N / k:
+            break
     else:
-        from orix.quaternion import Rotation
-        from pyxem.data.simulated_fe import fe_multi_phase_grains
-        ng = s["n_grains"] // 2
-        sub = int(rng.integers(2 ** 31))
-        _seed_globals(sub)
-        sig = fe_multi_phase_grains(num_grains=ng, seed=sub, size=N, recip_pixels=P)
-        _seed_globals(sub)         # the same draws as inside: rotations of bcc, then fcc
-        r1, r2 = Rotation.random(ng), Rotation.random(ng)
-        eul = np.concatenate([r1.to_euler(), r2.to_euler()])
-        phases = ["fe_bcc"] * ng + ["fe_fcc"] * ng
-        scale = 0.02
-    data = np.asarray(sig.data, np.float64)
-    flat = data.reshape(N * N, P * P)
-    uniq, first_pos, inv = np.unique(flat, axis=0, return_index=True, return_inverse=True)
-    # order truth indices by first appearance in the scan (row-major)
-    rank = np.argsort(first_pos)
-    relabel = np.empty_like(rank)
-    relabel[rank] = np.arange(len(rank))
-    labels = relabel[inv.ravel()].reshape(N, N)
-    pats = uniq[rank].reshape(-1, P, P)
-    k = len(pats)
+        raise ValueError("no pyxem tiling with distinguishable grains in 50 draws")
     contrib = np.stack([(labels == i).astype(float) for i in range(k)])
     scale_counts = s["dose"] / flat.sum(axis=1).mean()
     r_det, r_noise = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])

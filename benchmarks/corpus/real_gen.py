@@ -195,7 +195,7 @@ def make_case(spec: dict, seed: int) -> Case:
     grains = []
     frame = (slice(m, m + ky), slice(m, m + kx))
     for g in range(n):
-        for attempt in range(500):
+        for attempt in range(3000):
             ang = r_gr.uniform(0, 2 * np.pi)
             mir = bool(s["mirror"] and r_gr.uniform() < 0.5)
             img = _sample(dec["spots"], dec["centre"], canvas, ct, zoom, ang, mir)
