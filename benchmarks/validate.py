@@ -135,6 +135,25 @@ def evaluate(spec, cache, with_paper=True, recompute_paper=False) -> dict:
     return row
 
 
+def fill_paper_caches(specs, cache, max_entries=None) -> int:
+    """Compute the paper's sweep of every case not cached yet, smallest scans first."""
+    todo = []
+    for s in specs:
+        folder = case_dir(cache, s)
+        if (folder / "paper_sweep.json").is_file():
+            continue
+        n = float(np.prod(np.load(folder / "data.npy", mmap_mode="r").shape))
+        if max_entries is None or n <= max_entries:
+            todo.append((n, s))
+    for n, s in sorted(todo, key=lambda t: t[0]):
+        folder = case_dir(cache, s)
+        t = time.perf_counter()
+        p = paper_result(np.load(folder / "data.npy", mmap_mode="r"), folder)
+        print(f"{s.name}: paper knee {p['knee']} ({n / 1e6:.0f}M entries, "
+              f"{time.perf_counter() - t:.0f} s)", flush=True)
+    return 0
+
+
 def _evaluate_star(args):
     return evaluate(*args)
 
@@ -201,6 +220,12 @@ def main(argv=None) -> int:
     ap.add_argument("--no-paper", action="store_true", help="skip the paper's sweep "
                     "(cached results are still reported when present)")
     ap.add_argument("--recompute-paper", action="store_true")
+    ap.add_argument("--paper-max-entries", type=float, default=None,
+                    help="run the paper's sweep only on scans of at most this many "
+                         "data entries (positions x pixels); cached results are reported "
+                         "whatever the size")
+    ap.add_argument("--paper-only", action="store_true", help="only fill the paper-sweep "
+                    "caches (smallest scans first), no nmf4d, no report")
     ap.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes")
     ap.add_argument("--cache", default=DEFAULT_CACHE)
     ap.add_argument("--out", default=None, help="JSON output (default "
@@ -218,10 +243,16 @@ def main(argv=None) -> int:
         print(f"not built: {', '.join(missing)} (run benchmarks/corpus/build.py --half "
               f"{args.half})", file=sys.stderr)
         specs = [s for s in specs if s.name not in missing]
+    if args.paper_only:
+        return fill_paper_caches(specs, args.cache, args.paper_max_entries)
     jobs = []
     for s in specs:
         cached = (case_dir(args.cache, s) / "paper_sweep.json").is_file()
-        jobs.append((s, args.cache, not args.no_paper or cached, args.recompute_paper))
+        run_paper = not args.no_paper
+        if run_paper and args.paper_max_entries is not None and not cached:
+            shape = np.load(case_dir(args.cache, s) / "data.npy", mmap_mode="r").shape
+            run_paper = float(np.prod(shape)) <= args.paper_max_entries
+        jobs.append((s, args.cache, run_paper or cached, args.recompute_paper))
     rows = []
     t0 = time.perf_counter()
     if args.jobs > 1:

@@ -59,7 +59,10 @@ class Truth:
         descan, thickness and detector effects: the pattern at the index's reference
         position, see the generator).
     extra : dict of ndarray
-        Generator-specific truth arrays (for example ``gradient_deg`` per grain).
+        Generator-specific truth arrays, for example ``gradient_deg`` (n_grains,) the
+        orientation spread across each grain, ``thickness`` (scan_y, scan_x) the
+        thickness factor, ``descan_px`` (scan_y, scan_x, 2) the pattern's shift (rows,
+        cols) at each position.
     """
 
     labels: np.ndarray

@@ -1,6 +1,6 @@
 """Generator 1: kinematic diffsims simulations of CIF phases in a scanned polycrystal.
 
-Each grain is one phase (read from ``/work/shared/cif/<name>.cif`` with orix
+Each grain is one phase (read from ``shared/cif/<name>.cif`` with orix
 ``Phase.from_cif``) in one orientation (orix rotations, uniformly random or near a
 low-index zone axis). Its reflections come from diffsims ``SimulationGenerator``
 (kinematic structure factors with Lobato scattering factors and room-temperature
@@ -39,15 +39,13 @@ from __future__ import annotations
 
 import warnings
 from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 
 from . import detector as det
 from .case import Case, truth_from_contributions
 from .layout import draw_layout, smooth_field
+from .paths import cif_dir
 
-CIF_DIR = Path("/work/shared/cif")
 #: Room-temperature Debye-Waller B factors in Å² (approximate literature values).
 DEBYE_WALLER = {"Al": 0.85, "Fe": 0.35, "Si": 0.46, "Ti": 0.60}
 #: Low-index zone axes [uvw] used by ``orientation="zone"`` (three-index, lattice basis).
@@ -84,11 +82,11 @@ DEFAULTS = dict(
 
 @lru_cache(maxsize=None)
 def load_phase(name: str):
-    """orix Phase of ``/work/shared/cif/<name>.cif`` (name = file stem)."""
+    """orix Phase of ``shared/cif/<name>.cif`` (name = file stem; see `paths`)."""
     from orix.crystal_map import Phase
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ph = Phase.from_cif(str(CIF_DIR / f"{name}.cif"))
+        ph = Phase.from_cif(str(cif_dir() / f"{name}.cif"))
     ph.name = name
     return ph
 
@@ -153,9 +151,16 @@ def simulate_reflections(phase, rotation, *, voltage, precession_deg, excitation
 
 
 def _saturation(phase, p) -> float:
-    rng = np.random.default_rng(0)          # a phase constant, not a case draw
-    refl = simulate_reflections(phase, random_rotations(rng, 64), **p)
-    return float(np.median([r[1].sum() for r in refl]))
+    """Median total kinematic intensity of 64 random orientations (a phase constant)."""
+    key = (phase.name, tuple(sorted(p.items())))
+    if key not in _SATURATION:
+        rng = np.random.default_rng(0)      # fixed: not a draw of the case
+        refl = simulate_reflections(phase, random_rotations(rng, 64), **p)
+        _SATURATION[key] = float(np.median([r[1].sum() for r in refl]))
+    return _SATURATION[key]
+
+
+_SATURATION: dict = {}
 
 
 def _blurred(img, sigma):
@@ -344,7 +349,8 @@ def make_case(spec: dict, seed: int) -> Case:
         euler=np.array(euler, np.float64), patterns=pats,
         extra={"gradient_deg": np.full(n, float(s["gradient_deg"])),
                "excitation": np.array([g["excitation"][(n_steps - 1) // 2] for g in grains]),
-               "thickness": thick.astype(np.float32)})
+               "thickness": thick.astype(np.float32),
+               "descan_px": shifts.astype(np.float32)})
     truth.check()
     meta = dict(generator="diffsims", name=spec.get("name"), split=spec.get("split"),
                 spec={k: v for k, v in spec.items()}, seed=int(seed), k_true=truth.k_true,

@@ -1,6 +1,6 @@
 """Generator 4: scans tiled from real detector patterns.
 
-The real recordings in ``/work/shared/formats/`` (read with rosettasciio):
+The real recordings in ``shared/formats/`` (see `paths`; read with rosettasciio):
 
 * ``astar_3x2.blo`` — 6 precession patterns of one crystal, NanoMegas ASTAR camera,
   144x144 uint8 (gamma on, saturated direct beam), 200 kV; reciprocal calibration
@@ -42,16 +42,14 @@ as (phi1, 0, 0) relative to the recorded orientation (mirror in ``extra``).
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
-
 import numpy as np
 from scipy import ndimage
 
 from . import detector as det
 from .case import Case, truth_from_contributions
 from .layout import draw_layout, smooth_field
+from .paths import formats_dir
 
-FORMATS_DIR = Path("/work/shared/formats")
 SOURCES = {
     "astar": dict(file="astar_3x2.blo", reader="blockfile", scale=None, voltage=200.0,
                   precession=True, note="ASTAR precession patterns, calibration unknown "
@@ -77,7 +75,7 @@ def load_source(source: str):
     info = SOURCES[source]
     import importlib
     reader = importlib.import_module(f"rsciio.{info['reader']}")
-    d = reader.file_reader(str(FORMATS_DIR / info["file"]))[0]
+    d = reader.file_reader(str(formats_dir() / info["file"]))[0]
     arr = np.asarray(d["data"], np.float64)
     recs = arr.reshape(-1, *arr.shape[-2:])
     recs = np.stack([np.maximum(r - np.percentile(r, 0.5), 0.0) for r in recs])
@@ -268,7 +266,8 @@ def make_case(spec: dict, seed: int) -> Case:
         phase=phase, euler=np.array(euler, np.float64), patterns=pats,
         extra={"gradient_deg": np.full(n, float(s["gradient_deg"])),
                "mirror": np.array([g["mirror"] for g in grains]),
-               "thickness": thick.astype(np.float32)})
+               "thickness": thick.astype(np.float32),
+               "descan_px": shifts.astype(np.float32)})
     truth.check()
     scale = None if info["scale"] is None else info["scale"] / zoom
     meta = dict(generator="real", name=spec.get("name"), split=spec.get("split"),

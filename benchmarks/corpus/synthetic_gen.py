@@ -85,7 +85,8 @@ def make_case(spec: dict, seed: int) -> Case:
     truth = truth_from_contributions(
         tr.fractions, background=[vac] if vac >= 0 else [], names=names,
         phase=[None] * k, euler=np.full((k, 3), np.nan),
-        patterns=(pats / pats.sum(axis=(1, 2), keepdims=True)).astype(np.float32))
+        patterns=(pats / pats.sum(axis=(1, 2), keepdims=True)).astype(np.float32),
+        extra={"descan_px": shifts.astype(np.float32)})
     # make_polycrystal's own labels/ratio must agree with the contributions
     assert np.array_equal(truth.labels, tr.labels)
     truth.check()
