@@ -114,20 +114,28 @@ def score(truth, res: dict) -> dict:
     return dict(ari=ari, iou=iou, n_true_overlap=int(tm.sum()))
 
 
-def evaluate(spec, cache, with_paper=True, recompute_paper=False) -> dict:
-    """Everything measured on one case."""
+NMF4D_KEYS = ("nmf4d_seconds", "nmf4d_k", "nmf4d_knee", "nmf4d_background", "ari", "iou",
+              "n_true_overlap")
+
+
+def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None) -> dict:
+    """Everything measured on one case (``reuse``: nmf4d's row from an earlier run)."""
     folder = case_dir(cache, spec)
     case = load_case(folder)
     data = np.asarray(case.data)
     row = dict(name=spec.name, generator=spec.generator, split=spec.split, seed=spec.seed,
                k_true=int(case.truth.k_true), shape=list(data.shape), dtype=str(data.dtype),
                varies=spec.varies, truth_background=list(case.truth.background))
-    t = time.perf_counter()
-    res = run_nmf4d(data, case.meta)
-    row["nmf4d_seconds"] = time.perf_counter() - t
-    row.update(nmf4d_k=res["k"], nmf4d_knee=res.get("knee"),
-               nmf4d_background=res.get("background"))
-    row.update(score(case.truth, res))
+    if reuse is not None:
+        row.update({k: reuse[k] for k in NMF4D_KEYS})
+        row["nmf4d_reused"] = True
+    else:
+        t = time.perf_counter()
+        res = run_nmf4d(data, case.meta)
+        row["nmf4d_seconds"] = time.perf_counter() - t
+        row.update(nmf4d_k=res["k"], nmf4d_knee=res.get("knee"),
+                   nmf4d_background=res.get("background"))
+        row.update(score(case.truth, res))
     if with_paper:
         p = paper_result(data, folder, recompute_paper)
         row.update(paper_knee=p["knee"], paper_seconds=p["seconds"],
@@ -226,6 +234,8 @@ def main(argv=None) -> int:
                          "whatever the size")
     ap.add_argument("--paper-only", action="store_true", help="only fill the paper-sweep "
                     "caches (smallest scans first), no nmf4d, no report")
+    ap.add_argument("--nmf4d-from", default=None, help="reuse nmf4d's scores from an earlier "
+                    "run's JSON (same data, same nmf4d) instead of running it again")
     ap.add_argument("--jobs", type=int, default=1, help="cases run in parallel processes")
     ap.add_argument("--cache", default=DEFAULT_CACHE)
     ap.add_argument("--out", default=None, help="JSON output (default "
@@ -245,6 +255,10 @@ def main(argv=None) -> int:
         specs = [s for s in specs if s.name not in missing]
     if args.paper_only:
         return fill_paper_caches(specs, args.cache, args.paper_max_entries)
+    reuse = {}
+    if args.nmf4d_from:
+        with open(args.nmf4d_from) as f:
+            reuse = {r["name"]: r for r in json.load(f)["cases"]}
     jobs = []
     for s in specs:
         cached = (case_dir(args.cache, s) / "paper_sweep.json").is_file()
@@ -252,7 +266,8 @@ def main(argv=None) -> int:
         if run_paper and args.paper_max_entries is not None and not cached:
             shape = np.load(case_dir(args.cache, s) / "data.npy", mmap_mode="r").shape
             run_paper = float(np.prod(shape)) <= args.paper_max_entries
-        jobs.append((s, args.cache, run_paper or cached, args.recompute_paper))
+        jobs.append((s, args.cache, run_paper or cached, args.recompute_paper,
+                     reuse.get(s.name)))
     rows = []
     t0 = time.perf_counter()
     if args.jobs > 1:
@@ -273,8 +288,16 @@ def main(argv=None) -> int:
     print_tables(rows, summary)
     out = Path(args.out) if args.out else HERE / "results" / f"validate_{args.half}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    import subprocess
+
     import nmf4d
-    doc = dict(half=args.half, cache=str(args.cache), nmf4d_version=nmf4d.__version__,
+    try:
+        commit = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    doc = dict(git_commit=commit, half=args.half, cache=str(args.cache), nmf4d_version=nmf4d.__version__,
+               nmf4d_reused_from=args.nmf4d_from,
                adapter="nmf4d.pipeline.analyse(data, k='auto')", paper_k_range=list(PAPER_K),
                iou_threshold=IOU_THRESHOLD,
                machine=dict(cpus=os.cpu_count(), platform=platform.platform()),
