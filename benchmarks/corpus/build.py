@@ -66,10 +66,12 @@ def _update_json(path: Path, entries: dict) -> None:
     os.replace(tmp, path)
 
 
-def build_one(spec, cache, force=False) -> tuple[str, float | None]:
+def build_one(spec, cache, force=False, reindex=False) -> tuple[str, float | None]:
     """Build one case unless present; returns (status, seconds)."""
     out = case_dir(cache, spec)
-    if is_built(out) and not force:
+    if reindex and not is_built(out):
+        raise FileNotFoundError(f"{out} is not built")
+    if is_built(out) and (not force or reindex):
         return "present", None
     t = time.perf_counter()
     case = make_case(spec.generator, spec.as_dict(), spec.seed)
@@ -90,6 +92,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cache", default=DEFAULT_CACHE)
     ap.add_argument("--force", action="store_true", help="rebuild cases already present")
     ap.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    ap.add_argument("--reindex", action="store_true", help="recompute the SHA-256 of every "
+                    "selected case present in index.json")
     ap.add_argument("--no-delegate", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     halves = ("design", "holdout") if args.half == "both" else (args.half,)
@@ -101,7 +105,7 @@ def main(argv=None) -> int:
         return 0
     failures = 0
     pyxem_specs = [s for s in specs if s.generator == "pyxem"]
-    if pyxem_specs and not args.no_delegate and not _pyxem_here():
+    if pyxem_specs and not args.no_delegate and not args.reindex and not _pyxem_here():
         todo = [s for s in pyxem_specs if args.force or not is_built(case_dir(args.cache, s))]
         for h in halves:
             names = sorted({s.name for s in todo if s.split == h})
@@ -126,7 +130,7 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     for s in specs:
         try:
-            status, sec = build_one(s, args.cache, args.force)
+            status, sec = build_one(s, args.cache, args.force, args.reindex)
         except Exception as exc:          # report and go on with the other cases
             failures += 1
             print(f"FAILED {s.split}/{s.name}: {type(exc).__name__}: {exc}", flush=True)
@@ -140,7 +144,7 @@ def main(argv=None) -> int:
             msg += f" in {sec:.1f} s"
             times[s.split][s.name] = round(sec, 2)
         print(f"{msg}, k_true {k}, {mb:.0f} MB", flush=True)
-        if status == "built" or s.name not in known[s.split]:
+        if status == "built" or args.reindex or s.name not in known[s.split]:
             index[s.split][s.name] = {name: _sha256(d / name)
                                       for name in ("data.npy", "truth.npz", "meta.json")}
     for h in halves:

@@ -15,6 +15,9 @@ Intensity budget of one position (fractions of the dose ``D`` per pattern)
 * film (film-only region, and under every grain when ``film_under_grains``): a
   share ``film_strength`` in the amorphous-carbon diffuse pattern
   (`detector.amorphous_carbon`);
+* grain (at every grain position, thickness factor t): a share
+  ``diffuse_fraction * t`` in a smooth diffuse halo (`specimen_diffuse`: the
+  thermal-diffuse and inelastic background of the crystals, not their Kikuchi bands);
 * grain g at thickness factor t: a share ``spot_fraction * t * e_g`` in its
   reflections, distributed as diffsims' kinematic intensities, where
   ``e_g = 1 - exp(-I_g / I_sat)`` saturates with the grain's total kinematic
@@ -22,7 +25,7 @@ Intensity budget of one position (fractions of the dose ``D`` per pattern)
   so a grain far from any zone axis scatters less than one on a zone;
 * the direct beam keeps the rest. Kinematic theory does not conserve electrons; this
   budget is the simplification that does (no dynamical intensity exchange, no
-  thermal-diffuse or inelastic background of the grains, no Kikuchi bands).
+  Kikuchi bands, a structureless diffuse background).
 
 Truth
 -----
@@ -64,6 +67,7 @@ DEFAULTS = dict(
     psf_sigma=0.8,              # detector point spread (px)
     centre_offset_px=1.5,       # random offset of the beam from the pattern centre
     spot_fraction=0.4,          # share in reflections of a well excited grain (t = 1)
+    diffuse_fraction=0.05,      # share in the crystals' diffuse background (t = 1)
     film_strength=0.0,          # share in the carbon film's diffuse rings
     film_under_grains=True,
     film_fraction=0.0, vacuum_fraction=0.0, edge_roughness=0.3,
@@ -148,6 +152,16 @@ def simulate_reflections(phase, rotation, *, voltage, precession_deg, excitation
         out.append((np.asarray(c.data[keep, :2], np.float64), inten[keep],
                     np.asarray(c.hkl[keep], np.float64)))
     return out
+
+
+def specimen_diffuse(s: np.ndarray) -> np.ndarray:
+    """Diffuse background of a crystalline specimen vs s = 1/d (Å⁻¹), not normalised.
+
+    A smooth halo falling off as the square of a screened atomic scattering factor
+    (half width 0.3 Å⁻¹): thermal-diffuse and inelastic scattering, without Kikuchi
+    bands or the crystal's structure.
+    """
+    return 1.0 / (1.0 + (s / 0.3) ** 2) ** 2
 
 
 def _saturation(phase, p) -> float:
@@ -284,7 +298,9 @@ def make_case(spec: dict, seed: int) -> Case:
     beam = det.convolve(det.splat(canvas, [centre[0]], [centre[1]], [1.0]), kernel)
     film = det.radial_image(canvas, centre, s["scale"], det.amorphous_carbon)
     film /= film.sum()
-    basis = [beam, film]
+    diffuse = det.radial_image(canvas, centre, s["scale"], specimen_diffuse)
+    diffuse /= diffuse.sum()
+    basis = [beam, film, diffuse]
     first_col = []
     for g in grains:
         first_col.append(len(basis))
@@ -296,7 +312,9 @@ def make_case(spec: dict, seed: int) -> Case:
     has_film = np.where(lay.region == 2, 0.0, f)
     if not s["film_under_grains"]:
         has_film[lay.region == 0] = 0.0
-    scat = np.zeros((sy, sx))
+    grain_pos = lay.region == 0
+    scat = np.where(grain_pos, s["diffuse_fraction"] * thick, 0.0)
+    coef[..., 2] = D * scat
     for which, sh in ((lay.first, 1 - lay.share), (lay.second, lay.share)):
         for i, g in enumerate(grains):
             sel = (which == i) & (lay.region == 0) & (sh > 0)
@@ -308,7 +326,8 @@ def make_case(spec: dict, seed: int) -> Case:
             coef[iy, ix, first_col[i] + step] += D * frac
             scat[iy, ix] += frac
     if np.any(scat + has_film > 0.98):
-        raise ValueError("spot_fraction * thickness + film_strength leaves no direct beam")
+        raise ValueError("spot_fraction, diffuse_fraction (times thickness) and "
+                         "film_strength leave no direct beam")
     coef[..., 0] = D * (1 - scat - has_film)
     coef[..., 1] = D * has_film
 
@@ -327,7 +346,8 @@ def make_case(spec: dict, seed: int) -> Case:
     for i, g in enumerate(grains):
         c = (n_steps - 1) // 2
         sf = s["spot_fraction"] * g["excitation"][c]
-        pats.append((1 - sf - fg) * beam + fg * film + sf * g["images"][c])
+        df = s["diffuse_fraction"]
+        pats.append((1 - sf - df - fg) * beam + fg * film + df * diffuse + sf * g["images"][c])
         names.append(f"grain {i} ({g['phase']})")
         phase.append(g["phase"])
         euler.append(g["euler"])
