@@ -200,7 +200,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     progress.event("refine", fit)
     with timer("maps"), progress.counting("maps + cluster means", None):
         rel = relative_error(fd, fit)
-        found, maps = cluster_stage(fit, fd, record, config, given=given)
+        found, maps = cluster_stage(fit, fd, record, config, given=given, decision=decision)
         clusters = compare_clusters(fd.op, maps.components, maps.weights, maps.labels)
         _fill_nothing(maps, clusters)
         explorer = explorer_from_blocks(fd.op.map_rows, scan_shape=(sy, sx),
