@@ -66,11 +66,12 @@ def run_nmf4d(data, meta: dict) -> dict:
     float (second/first weight), ``background`` (list of component indices), ``knee``
     (nmf4d's level-one knee or None).
     """
+    from nmf4d.config import AnalysisConfig
     from nmf4d.pipeline import analyse
 
-    a = analyse(np.asarray(data), k="auto")
+    a = analyse(np.asarray(data), AnalysisConfig())
     return dict(k=int(a.k), labels=np.asarray(a.labels), ratio=np.asarray(a.ratio),
-                background=[int(b) for b in a.background],
+                background=[int(b) for b in a.background], rank=int(a.rank),
                 knee=None if a.sweep is None else a.sweep.knee)
 
 

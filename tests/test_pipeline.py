@@ -55,7 +55,8 @@ def test_auto_chooses_true_k(auto, dataset):
     assert a.sweep.window[0] <= a.k <= a.sweep.window[1]
     assert stages == ["load", "preprocess", "select", "refine", "maps"]
     assert dict(progress.events)["load"].startswith(a.execution["mode"] + ": ")
-    assert dict(progress.events)["select"] is a.selection
+    assert a.decision is not None and a.decision.k == a.k and a.rank == a.decision.rank
+    assert dict(progress.events)["select"] is a.decision
     assert dict(progress.events)["maps"] == a.relative_error      # the error in input units
     assert list(a.timings) == ["preprocess", "load", "sweep", "sweep: sketch", "sweep: fits",
                                "sweep: loss", "select", "refine", "maps"]

@@ -45,6 +45,8 @@ SPOT_Z = 5.0
 SPOT_REL = 0.1
 #: Two reflections within this many pixels are the same reflection.
 SPOT_TOL_PX = 2.5
+#: ... and, by default, within the patterns' spot radius, clipped to this range.
+TOL_MIN_PX, TOL_MAX_PX = 1.0, 5.0
 #: Components sharing at least this share of their reflection intensity are merged ...
 SHARED_MIN = 0.5
 #: ... when their shared reflections are of comparable strength (within a factor 4): a
@@ -60,6 +62,8 @@ class Reflections:
 
     positions: np.ndarray
     intensity: np.ndarray
+    #: half width at half maximum of its reflections (pixels, median over them)
+    radius: float = SPOT_TOL_PX
 
     def __len__(self) -> int:
         return len(self.intensity)
@@ -85,13 +89,36 @@ def reflections(pattern: np.ndarray, beam_mask: np.ndarray, centre, *, z: float 
         return Reflections(np.zeros((0, 2), int), np.zeros(0))
     med = float(np.median(vals))
     noise = 1.4826 * float(np.median(np.abs(vals - med)))
-    peaks = (r == ndimage.maximum_filter(r, size=5)) & ~beam_mask & \
+    # maxima at the disc's edge are the beam's tail, not reflections
+    edge = ndimage.binary_dilation(beam_mask, iterations=2)
+    peaks = (r == ndimage.maximum_filter(r, size=5)) & ~edge & \
         (r >= max(z * noise + med, rel * float(r.max()))) & (r > 0)
     yy, xx = np.nonzero(peaks)
-    return Reflections(np.stack([yy, xx], axis=1), r[yy, xx])
+    return Reflections(np.stack([yy, xx], axis=1), r[yy, xx], _hwhm(r, yy, xx))
 
 
-def shared_reflections(a: Reflections, b: Reflections, *, tol: float = SPOT_TOL_PX,
+def _hwhm(r: np.ndarray, yy, xx, half: int = 6) -> float:
+    """Median half width at half maximum of the peaks at (yy, xx) of ``r``: the radius of
+    the disc with the area of the peak's connected region above half its maximum."""
+    radii = []
+    for y, x in zip(yy, xx):
+        y0, x0 = max(0, y - half), max(0, x - half)
+        win = r[y0:y + half + 1, x0:x + half + 1]
+        lab, _ = ndimage.label(win >= 0.5 * r[y, x])
+        area = int((lab == lab[y - y0, x - x0]).sum())
+        radii.append(np.sqrt(area / np.pi))
+    return float(np.median(radii)) if radii else SPOT_TOL_PX
+
+
+def _tol(a: "Reflections", b: "Reflections", tol: float | None) -> float:
+    """Two reflections are one when closer than the patterns' spot radius (HWHM; at
+    least 1 px): a distinct orientation moves its reflections by more than their width."""
+    if tol is not None:
+        return tol
+    return float(np.clip(0.5 * (a.radius + b.radius), TOL_MIN_PX, TOL_MAX_PX))
+
+
+def shared_reflections(a: Reflections, b: Reflections, *, tol: float | None = None,
                        area: float | None = None) -> float:
     """How far two patterns share their reflections, beyond chance.
 
@@ -105,6 +132,7 @@ def shared_reflections(a: Reflections, b: Reflections, *, tol: float = SPOT_TOL_
     """
     if len(a) == 0 or len(b) == 0:
         return 0.0
+    tol = _tol(a, b, tol)
     dist = np.linalg.norm(a.positions[:, None, :] - b.positions[None, :, :], axis=2)
     fa = a.intensity[dist.min(axis=1) <= tol].sum() / a.intensity.sum()
     fb = b.intensity[dist.min(axis=0) <= tol].sum() / b.intensity.sum()
@@ -220,7 +248,8 @@ class FitClusters:
 def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, row_sums,
                col_means, gain: float = 1.0, read_variance: float = 0.0, z_min: float = Z_MIN,
                shared_min: float = SHARED_MIN, ubiquity: float = UBIQUITY,
-               min_size: int = 3, keep_all: bool = False) -> FitClusters:
+               min_size: int = 3, keep_all: bool = False,
+               grouping: np.ndarray | None = None) -> FitClusters:
     """Clusters of one fit (see the module docstring).
 
     Parameters
@@ -239,6 +268,10 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
     keep_all : bool
         One cluster per component (a given k): nothing merged or dropped, no "nothing
         significant" label; backgrounds are still found and labels still background-aware.
+    grouping : ndarray of shape (k + 1,), int, optional
+        The clusters of an earlier assessment of the same components (its
+        ``cluster_of``; -1 for a dropped component): the final fit, refined from the
+        sweep's fit of the chosen rank, keeps the grouping the decision counted.
     """
     W = np.asarray(weights, np.float64)
     k, n = W.shape
@@ -266,10 +299,14 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
             if crystal[i] and crystal[j]:
                 shared[i, j] = shared[j, i] = shared_reflections(
                     refl[i], refl[j], area=float((~mask).sum()))
-    alive = np.ones(k, bool)
+    alive = np.ones(k, bool) if grouping is None else np.asarray(grouping[:k]) >= 0
     labels = _labels(W, sig, crystal, alive, k, nothing=not keep_all)
-    dropped = []
-    for _ in range(0 if keep_all else k):   # drop the component owning fewest, relabel
+    dropped = [] if grouping is None else [int(c) for c in np.flatnonzero(~alive)]
+    if grouping is not None:
+        for c in range(k):
+            if alive[c]:
+                parent[c] = int(grouping[c])
+    for _ in range(0 if keep_all or grouping is not None else k):   # drop the component owning fewest, relabel
         counts = np.bincount(labels, minlength=k + 1)
         small = [c for c in range(k) if alive[c] and counts[c] < min_size]
         if not small:
@@ -280,7 +317,8 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
         labels = _labels(W, sig, crystal, alive, k)
     for i in range(k):
         for j in range(i + 1, k):
-            if not keep_all and alive[i] and alive[j] and shared[i, j] >= shared_min and \
+            if not keep_all and grouping is None and alive[i] and alive[j] and \
+                    shared[i, j] >= shared_min and \
                     reflection_strength(refl[i], refl[j]) >= STRENGTH_MIN:
                 parent[find(j)] = find(i)
     cluster_of = np.array([find(c) if c == k or alive[c] else -1 for c in range(k + 1)])
@@ -316,11 +354,12 @@ def _labels(W, sig, crystal, alive, k, nothing: bool = True):
     return np.where(has, lab, k)
 
 
-def reflection_strength(a: Reflections, b: Reflections, *, tol: float = SPOT_TOL_PX) -> float:
+def reflection_strength(a: Reflections, b: Reflections, *, tol: float | None = None) -> float:
     """Median, over the reflections the two patterns share, of the fainter one's
     intensity over the brighter one's (patterns of unit sum); 0 when none is shared."""
     if len(a) == 0 or len(b) == 0:
         return 0.0
+    tol = _tol(a, b, tol)
     dist = np.linalg.norm(a.positions[:, None, :] - b.positions[None, :, :], axis=2)
     j = dist.argmin(axis=1)
     near = dist[np.arange(len(a)), j] <= tol

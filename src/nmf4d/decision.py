@@ -68,7 +68,7 @@ def noise_model(record: dict) -> tuple[float, float]:
 
 
 def assess(fit, data: "FittingData", record: dict, config: "SelectionConfig", *,
-           keep_all: bool = False) -> FitClusters:
+           keep_all: bool = False, grouping=None) -> FitClusters:
     """The clusters of one fit (weights (k, n), components (k, p), input units);
     ``keep_all``: one cluster per component (a given k)."""
     n = data.scan_shape[0] * data.scan_shape[1]
@@ -77,7 +77,7 @@ def assess(fit, data: "FittingData", record: dict, config: "SelectionConfig", *,
                       row_sums=data.stats["row_sums"], col_means=data.stats["col_sums"] / n,
                       gain=gain, read_variance=read_var, z_min=config.z_min,
                       shared_min=config.shared_min, ubiquity=config.ubiquity,
-                      min_size=config.min_size(n), keep_all=keep_all)
+                      min_size=config.min_size(n), keep_all=keep_all, grouping=grouping)
 
 
 def decide(sweep: "SweepResult", data: "FittingData", record: dict,
@@ -128,11 +128,16 @@ def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
     return selection, decision, decision.rank
 
 
-def cluster_stage(fit, data: "FittingData", record: dict, config, *, given: bool):
+def cluster_stage(fit, data: "FittingData", record: dict, config, *, given: bool,
+                  decision: "Decision | None" = None):
     """The maps of the final fit per cluster (:func:`nmf4d.maps.cluster_maps`); a given
-    k keeps one cluster per component."""
+    k keeps one cluster per component; after a decision, the final fit (refined from the
+    sweep's fit of the chosen rank, components in the same order) keeps the grouping of
+    that rank's assessment, so that the maps hold the clusters the decision counted."""
     from .maps import cluster_maps
 
-    found = assess(fit, data, record, config.selection, keep_all=given)
+    chosen = decision.assessments.get(decision.rank) if decision is not None else None
+    grouping = None if given or chosen is None else chosen.cluster_of
+    found = assess(fit, data, record, config.selection, keep_all=given, grouping=grouping)
     return found, cluster_maps(fit.weights, fit.components, found, data.scan_shape,
                                data.pattern_shape, config.maps)

@@ -201,7 +201,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                      progress=progress)
     progress.event("refine", fit)
     with timer("maps"), progress.counting("maps: one pass over the data", fd.n_blocks):
-        found, maps = cluster_stage(fit, fd, record, config, given=given)
+        found, maps = cluster_stage(fit, fd, record, config, given=given, decision=decision)
         rel, clusters, explorer = _maps_pass(fd, fit, maps, explorer=config.report.explorer)
         _fill_nothing(maps, clusters)
     progress.event("maps", rel)

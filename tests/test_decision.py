@@ -1,0 +1,47 @@
+"""nmf4d.decision: the count of distinct patterns over the sweep's fits."""
+from types import SimpleNamespace
+
+import numpy as np
+
+from nmf4d.config import SelectionConfig
+from nmf4d.decision import decide, noise_model
+from test_clustering import SHAPE, _fit, _lattice, _pattern
+
+
+def _sweep(fits: dict, knee: int):
+    return SimpleNamespace(k=np.array(sorted(fits)), knee=knee, fits=fits)
+
+
+def _data(rs, cm, n):
+    return SimpleNamespace(scan_shape=(n // 20, 20), pattern_shape=SHAPE,
+                           stats={"row_sums": rs, "col_sums": cm * n})
+
+
+def test_decide_reports_the_lower_median_from_the_knee_up():
+    n = 400
+    grains = [_pattern(_lattice(a)) for a in (0, 20, 40)]
+    variant = _pattern(_lattice(0.4))
+    fits = {}
+    # rank 2: two grains; 3: three; 4: three + a variant of the first (merged);
+    # 5: four orientations (a fourth turn in a corner)
+    layouts = {2: ([grains[0], grains[1]], [0] * 200 + [1] * 200),
+               3: (grains, [0] * 150 + [1] * 130 + [2] * 120),
+               4: (grains + [variant], [0] * 80 + [3] * 70 + [1] * 130 + [2] * 120),
+               5: (grains + [_pattern(_lattice(60))], [0] * 150 + [1] * 130 + [2] * 60
+                   + [3] * 60)}
+    for r, (pats, owners) in layouts.items():
+        W, H, rs, cm = _fit(pats, np.array(owners), n=n, seed=r)
+        fits[r] = SimpleNamespace(weights=W, components=H)
+    d = decide(_sweep(fits, knee=3), _data(rs, cm, n), {}, SelectionConfig())
+    assert d.n_clusters.tolist() == [2, 3, 3, 4]
+    assert d.k == 3 and d.rank == 3 and d.considered == (3, 5)
+    assert "median, 3" in d.explanation
+    # from a knee at 4: counts 3, 4 -> lower median 3, maps of the rank-4 fit (merged)
+    d4 = decide(_sweep(fits, knee=4), _data(rs, cm, n), {}, SelectionConfig())
+    assert d4.k == 3 and d4.rank == 4 and "share their reflections" in d4.explanation
+
+
+def test_noise_model_from_the_dark_record():
+    assert noise_model({}) == (1.0, 0.0)
+    assert noise_model({"dark": {"offset": 10.0}}) == (1.0, 0.0)
+    assert noise_model({"dark": {"gain": 2.5, "read_variance": 4.0}}) == (2.5, 4.0)
