@@ -299,7 +299,7 @@ def main(argv=None) -> int:
         commit = None
     doc = dict(git_commit=commit, half=args.half, cache=str(args.cache), nmf4d_version=nmf4d.__version__,
                nmf4d_reused_from=args.nmf4d_from,
-               adapter="nmf4d.pipeline.analyse(data, k='auto')", paper_k_range=list(PAPER_K),
+               adapter="nmf4d.pipeline.analyse(data, AnalysisConfig())", paper_k_range=list(PAPER_K),
                iou_threshold=IOU_THRESHOLD,
                machine=dict(cpus=os.cpu_count(), platform=platform.platform()),
                wall_seconds=time.perf_counter() - t0, summary=summary, cases=rows)
