@@ -20,7 +20,7 @@ def _section(title: str) -> str:
 def test_level_two_rules_match_select_k():
     import nmf4d.select_k as select_k
 
-    text = _section("**Decision level two")
+    text = _section("**Decision level two of nmf4d 0.1")
     rules = re.findall(r"^(\d)\. ", text, flags=re.M)
     code_rules = re.findall(r"^(\d)\. \*", select_k.__doc__, flags=re.M)
     assert rules == code_rules == ["1", "2", "3", "4"]
@@ -29,6 +29,21 @@ def test_level_two_rules_match_select_k():
     assert f"r ≥ {c.corr_max:g}" in text
     assert f"{c.min_gain:.1%}".replace("%", " %") in text
     assert "max(3, 0.2 %)" in text and c.min_size(10_000) == 20 and c.min_size(10) == 3
+
+
+def test_clusters_rule_matches_the_code():
+    import nmf4d.clustering as cl
+
+    text = " ".join(_section("**Decision level two (departure").split())
+    c = SelectionConfig()
+    assert c.rule == "clusters" and "the default" in text
+    assert cl.Z_MIN == c.z_min and f"z ≥ {c.z_min:g}" in text and f"`Z_MIN` {cl.Z_MIN:g}" in text
+    assert cl.SHARED_MIN == c.shared_min and f"`SHARED_MIN` {cl.SHARED_MIN:g}" in text
+    assert f"`STRENGTH_MIN` {cl.STRENGTH_MIN:g}" in text and f"≥ {cl.STRENGTH_MIN:g}" in text
+    assert cl.UBIQUITY == c.ubiquity and f"≥ {cl.UBIQUITY:.0%}".replace("%", " %") in text
+    assert f"{cl.TOL_MIN_PX:g}–{cl.TOL_MAX_PX:g} px" in text
+    assert f"above {cl.SPOT_Z:g} noise sigmas" in text and "a tenth" in text and cl.SPOT_REL == 0.1
+    assert "the lower median of `N(r)`" in text
 
 
 def test_output_rules_are_documented():
