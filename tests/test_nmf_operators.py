@@ -108,6 +108,17 @@ def test_losses_on_sparse_counts(form):
     np.testing.assert_allclose(got, ref, rtol=2e-6)
 
 
+@pytest.mark.parametrize("form", ["uint16", "csr"])
+def test_losses_with_empty_positions(form):
+    """Tiles of patterns that hold no count at all (pyxem's positions outside every
+    crystal) are covered by the identities alone (BLAS on an empty tile raised)."""
+    X, fits = counts_and_fits()
+    X[:40] = 0                                      # more than one 16-row tile empty
+    X[100:180] = 0
+    block = X if form == "uint16" else kernels.to_csr(X)
+    np.testing.assert_allclose(kernels.residuals(block, fits), _reference(X, fits), rtol=2e-6)
+
+
 def test_losses_nearly_exact_fit_and_negative_factors():
     """A fit that leaves almost no residual is recomputed without the cancelling identity;
     factors with negative entries take the dense route."""

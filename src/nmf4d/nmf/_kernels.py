@@ -352,6 +352,8 @@ def losses(X, Wts, comps: ComponentStack, r=None, c=None) -> np.ndarray:
         for f in range(F):
             HT, W = comps.HT[f], Wts[f]
             for s, e, nz, XsT, flat in tiles:
+                if flat.size == 0:          # an empty tile: the identities cover it
+                    continue
                 R = buf[:flat.size].reshape(XsT.shape)
                 # np.take: 4x faster than fancy indexing for rows this narrow (k floats)
                 np.matmul(np.take(HT, nz, axis=0), W[:, s:e], out=R)
