@@ -258,3 +258,14 @@ def test_entry_point_subprocess(files, tmp_path):
         res = subprocess.run([script, "info", str(paths["good"])], capture_output=True,
                              text=True, env=env, timeout=120)
         assert res.returncode == 0 and "uint16" in res.stdout, res.stderr
+
+
+def test_python_dash_m_is_the_command():
+    import subprocess
+    import sys
+
+    import nmf4d
+
+    res = subprocess.run([sys.executable, "-m", "nmf4d", "--version"], capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0 and nmf4d.__version__ in res.stdout + res.stderr
