@@ -222,3 +222,15 @@ def test_sketched_sweep_is_faithful():
     assert np.all(np.abs(sk.loss / full.loss - 1) < 0.01), sk.loss / full.loss - 1
     assert sk.knee == full.knee == truth.k_true
     assert set(sk.timings) == {"sketch", "fits", "loss"}
+
+
+def test_relative_extrema_is_scipys_argrelextrema():
+    from scipy.signal import argrelextrema
+
+    from nmf4d.sweep import relative_extrema
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 10, 50):
+        for x in (rng.normal(size=n), rng.integers(0, 3, n).astype(float), np.ones(n)):
+            for cmp in (np.greater_equal, np.less_equal, np.greater, np.less):
+                np.testing.assert_array_equal(relative_extrema(x, cmp), argrelextrema(x, cmp)[0])

@@ -101,10 +101,11 @@ def _hwhm(r: np.ndarray, yy, xx, half: int = 6) -> float:
     """Median half width at half maximum of the peaks at (yy, xx) of ``r``: the radius of
     the disc with the area of the peak's connected region above half its maximum."""
     radii = []
+    structure = ndimage.generate_binary_structure(2, 1)
     for y, x in zip(yy, xx):
         y0, x0 = max(0, y - half), max(0, x - half)
         win = r[y0:y + half + 1, x0:x + half + 1]
-        lab, _ = ndimage.label(win >= 0.5 * r[y, x])
+        lab, _ = ndimage.label(win >= 0.5 * r[y, x], structure=structure)
         area = int((lab == lab[y - y0, x - x0]).sum())
         radii.append(np.sqrt(area / np.pi))
     return float(np.median(radii)) if radii else SPOT_TOL_PX

@@ -265,6 +265,10 @@ def _assemble_rows(parts, p: int) -> np.ndarray:
 
 def _active_client():
     """The default dask.distributed client, or None."""
+    import sys
+
+    if "distributed" not in sys.modules:      # no client without it (and its import: 0.15 s)
+        return None
     try:
         from distributed import default_client
         return default_client()
