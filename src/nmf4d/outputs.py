@@ -302,7 +302,7 @@ class AtomicOutput:
     # -- claim ---------------------------------------------------------------------
     def __enter__(self) -> Path:
         parent, name = self.out.parent, self.out.name
-        try:
+        with self._discard_on_error():
             with _st.parent_mutex(parent):
                 self.removed = clean_stale(self.out)
                 busy = live_owner(self.out)
@@ -317,12 +317,6 @@ class AtomicOutput:
             self.path = self.stage / name
             if self.kind == "dir":
                 self.path.mkdir()
-        except OutputError:
-            self._discard()
-            raise
-        except OSError as exc:
-            self._discard()
-            raise output_error(exc, self.display) from None
         for stage in self.removed:
             warnings.warn(f"removed {stage.name}, left in {str(parent)!r} by an "
                           "interrupted run", OutputWarning, stacklevel=2)
@@ -373,16 +367,22 @@ class AtomicOutput:
                     .replace(str(self.stage), self.display)
                 raise InputError(text) from None
             return False
-        try:
+        with self._discard_on_error():
             self._install()
+        self._discard()
+        return False
+
+    @contextlib.contextmanager
+    def _discard_on_error(self):
+        """Discard the stage on any failure; an OSError becomes the user's OutputError."""
+        try:
+            yield
         except OutputError:
             self._discard()
             raise
         except OSError as exc:
             self._discard()
             raise output_error(exc, self.display) from None
-        self._discard()
-        return False
 
     def _mine(self, exc: BaseException) -> bool:
         """True when an exception is about writing the output."""
