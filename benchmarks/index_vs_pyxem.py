@@ -60,9 +60,10 @@ def spec(n: int = 64):
 
 def run_analysis(data, k):
     """nmf4d's analysis at a given k (kept in one place: the API is being refactored)."""
+    from nmf4d.config import AnalysisConfig
     from nmf4d.pipeline import analyse
 
-    a = analyse(data, k=k)
+    a = analyse(data, AnalysisConfig.from_flat(k=k))
     return a.components, a.labels, list(a.background)
 
 
