@@ -145,6 +145,37 @@ def test_raw_mean_is_mean_of_labelled_patterns(written):
                                    r["components"][c] * r["weights"][c].max(), rtol=1e-5)
 
 
+def test_decision_and_cluster_maps_are_stored(written):
+    """Every number the clusters rule used, per rank, and the maps it made."""
+    data, truth, a, out, _ = written
+    d = a.decision
+    with h5py.File(out / "results.h5", "r") as f:
+        assert int(f.attrs["rank"]) == a.rank == d.rank
+        g = f["decision"]
+        np.testing.assert_array_equal(g["rank"][()], d.ranks)
+        np.testing.assert_array_equal(g["n_clusters"][()], d.n_clusters)
+        assert int(g.attrs["k"]) == a.k == d.k and g.attrs["explanation"] == d.explanation
+        per = json.loads(g.attrs["per_rank"])
+        for r in d.ranks:
+            rg, fc = g[f"rank{r}"], d.assessments[int(r)]
+            assert rg["cluster_of"].shape == (r + 1,) and rg["shared"].shape == (r, r)
+            np.testing.assert_array_equal(rg["cluster_of"][()], fc.cluster_of)
+            np.testing.assert_allclose(rg["shared"][()], rg["shared"][()].T)
+            np.testing.assert_allclose(rg["presence"][()], fc.presence, rtol=1e-6)
+            assert rg["spot_radius"].shape == (r,) and np.all(rg["spot_radius"][()] >= 1)
+            assert int(rg.attrs["n_clusters"]) == per[str(r)]["n_clusters"] == fc.n_clusters
+            # a merge needs shared reflections and comparable strengths, as the README says
+            for grp in fc.merged:
+                i, j = grp[0], grp[1]
+                assert rg["shared"][i, j] >= 0.5 or any(rg["shared"][i, m] >= 0.5 for m in grp)
+        np.testing.assert_array_equal(f["maps/labels"][()], a.maps.labels)
+        assert f["nmf/components"].shape == (a.rank,) + data.shape[2:]
+        assert f["components"].shape == (a.k,) + data.shape[2:]
+        kinds = json.loads(f["maps"].attrs["kinds"])
+        assert len(kinds) == a.k and json.loads(f.attrs["background_kinds"]) == {
+            str(i): kinds[i] for i in a.background}
+
+
 def test_read_results_accepts_folder_or_file(written):
     out = written[3]
     r1 = read_results(out)

@@ -226,6 +226,11 @@ class FitClusters:
         Components whose cluster owned too few positions.
     merged : list of list of int
         Components merged into one cluster (groups of two or more).
+    strength : ndarray of shape (rank, rank)
+        :func:`reflection_strength` of the pairs that share enough reflections to be
+        considered for a merge (0 elsewhere).
+    spot_radius : ndarray of shape (rank,)
+        Spot radius (HWHM, px) of every component's reflections.
     """
 
     rank: int
@@ -239,6 +244,8 @@ class FitClusters:
     presence: np.ndarray
     dropped: list = field(default_factory=list)
     merged: list = field(default_factory=list)
+    strength: np.ndarray | None = None
+    spot_radius: np.ndarray | None = None
 
     @property
     def clusters(self) -> list[int]:
@@ -316,11 +323,13 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
         alive[c] = False
         dropped.append(c)
         labels = _labels(W, sig, crystal, alive, k)
+    strength = np.zeros((k, k))
     for i in range(k):
         for j in range(i + 1, k):
+            if shared[i, j] >= shared_min:
+                strength[i, j] = strength[j, i] = reflection_strength(refl[i], refl[j])
             if not keep_all and grouping is None and alive[i] and alive[j] and \
-                    shared[i, j] >= shared_min and \
-                    reflection_strength(refl[i], refl[j]) >= STRENGTH_MIN:
+                    shared[i, j] >= shared_min and strength[i, j] >= STRENGTH_MIN:
                 parent[find(j)] = find(i)
     cluster_of = np.array([find(c) if c == k or alive[c] else -1 for c in range(k + 1)])
     labels = cluster_of[labels]
@@ -336,7 +345,8 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
                        cluster_of=cluster_of, background=background, kinds=kinds,
                        n_reflections=np.array([len(r) for r in refl]), shared=shared,
                        presence=presence, dropped=dropped,
-                       merged=[g for g in groups.values() if len(g) > 1])
+                       merged=[g for g in groups.values() if len(g) > 1], strength=strength,
+                       spot_radius=np.array([r.radius for r in refl]))
 
 
 def _labels(W, sig, crystal, alive, k, nothing: bool = True):

@@ -194,6 +194,17 @@ def _write_cluster_maps(f: h5py.File, a) -> None:
             "reflections": [int(v) for v in fc.n_reflections],
             "presence": [round(float(v), 4) for v in fc.presence]}
             for k, fc in d.assessments.items()})
+        for r, fc in d.assessments.items():        # every number the rule used, per rank
+            rg = g.create_group(f"rank{int(r)}")
+            rg.create_dataset("cluster_of", data=np.asarray(fc.cluster_of, np.int32))
+            rg.create_dataset("n_reflections", data=np.asarray(fc.n_reflections, np.int32))
+            rg.create_dataset("presence", data=np.asarray(fc.presence, np.float32))
+            rg.create_dataset("shared", data=np.asarray(fc.shared, np.float32))
+            if fc.strength is not None:
+                rg.create_dataset("strength", data=np.asarray(fc.strength, np.float32))
+            if fc.spot_radius is not None:
+                rg.create_dataset("spot_radius", data=np.asarray(fc.spot_radius, np.float32))
+            rg.attrs["n_clusters"] = int(fc.n_clusters)
 
 
 def read_results(path) -> dict:
