@@ -100,8 +100,10 @@ def decide(sweep: "SweepResult", data: "FittingData", record: dict,
         parts.append("components " + "; ".join("+".join(map(str, g)) for g in f.merged)
                      + " share their reflections and are one orientation each")
     if f.background:
+        why = {"ubiquitous": "significant at nearly every position",
+               "diffuse": "no reflections of its own: vacuum, film or diffuse"}
         parts.append("background components: " + ", ".join(
-            f"{c} ({f.kinds[c]})" for c in f.background))
+            f"{c} ({why.get(f.kinds[c], f.kinds[c])})" for c in f.background))
     if f.dropped:
         parts.append("components " + ", ".join(map(str, f.dropped)) + " own too few "
                      "positions (noise) and were dropped")
