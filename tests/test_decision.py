@@ -45,3 +45,15 @@ def test_noise_model_from_the_dark_record():
     assert noise_model({}) == (1.0, 0.0)
     assert noise_model({"dark": {"offset": 10.0}}) == (1.0, 0.0)
     assert noise_model({"dark": {"gain": 2.5, "read_variance": 4.0}}) == (2.5, 4.0)
+
+
+def test_paper_iqa_rule_keeps_one_cluster_per_component():
+    from nmf4d.pipeline import analyse
+    from nmf4d.synthetic import make_polycrystal
+    from nmf4d.config import AnalysisConfig
+
+    data, truth = make_polycrystal((20, 20), (32, 32), n_grains=3, vacuum=True, seed=1)
+    a = analyse(data, AnalysisConfig.from_flat(rule="paper-iqa", k_range=(2, 6)))
+    assert a.decision is None and a.selection is not None
+    assert a.k == a.rank == a.selection.k == a.components.shape[0]
+    assert all(len(m) == 1 for m in a.maps.members)

@@ -16,16 +16,18 @@ own, or fits noise. :func:`assess_fit` turns one fit into clusters:
 3. **Backgrounds**: components significant at nearly every position (the direct beam, a
    film, an offset), and components with no reflection of their own (diffuse).
 4. **One orientation, one cluster**: components that share at least half of their
-   reflection intensity beyond chance (reflections within 2.5 px of each other; chance
+   reflection intensity beyond chance (reflections within the patterns' spot radius, HWHM
+   clipped to 1-5 px, of each other; chance
    coincidences of randomly placed reflections discounted, as Cohen's kappa does) are
    merged when those reflections are of comparable strength (within a factor of 4: a
    component that leaks faint copies of another's reflections, like a beam component,
    is no variant of it); they are variants of one orientation (gradient, thickness),
    since distinct orientations share few reflections.
-5. **Labels**: each position belongs to its largest *significant* crystal cluster, else
-   to its largest background, else to "nothing significant" (a region without signal).
-   Clusters that own fewer than ``max(3, 0.2 %)`` of the positions are dropped (their
-   positions relabelled): they fit noise.
+5. **Labels**: each position belongs to the cluster of its largest *significant* crystal
+   component, else to its largest background, else to "nothing significant" (a region
+   without signal). Before merging, components that own fewer than ``max(3, 0.2 %)`` of
+   the positions are dropped one at a time, the smallest first (their positions
+   relabelled): they fit noise.
 """
 from __future__ import annotations
 

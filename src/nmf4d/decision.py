@@ -135,11 +135,14 @@ def cluster_stage(fit, data: "FittingData", record: dict, config, *, given: bool
     """The maps of the final fit per cluster (:func:`nmf4d.maps.cluster_maps`); a given
     k keeps one cluster per component; after a decision, the final fit (refined from the
     sweep's fit of the chosen rank, components in the same order) keeps the grouping of
-    that rank's assessment, so that the maps hold the clusters the decision counted."""
+    that rank's assessment, so that the maps hold the clusters the decision counted;
+    without a decision (``rule="paper-iqa"``) every component is a cluster, as in 0.1."""
     from .maps import cluster_maps
 
     chosen = decision.assessments.get(decision.rank) if decision is not None else None
     grouping = None if given or chosen is None else chosen.cluster_of
-    found = assess(fit, data, record, config.selection, keep_all=given, grouping=grouping)
+    # a given k, and nmf4d 0.1's rule (no decision), keep one cluster per component
+    keep_all = given or decision is None
+    found = assess(fit, data, record, config.selection, keep_all=keep_all, grouping=grouping)
     return found, cluster_maps(fit.weights, fit.components, found, data.scan_shape,
                                data.pattern_shape, config.maps)

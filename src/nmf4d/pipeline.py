@@ -8,9 +8,10 @@ stage      function                                      output
 prepare    :func:`nmf4d.preprocess.preprocess`,          preprocessed array; the data in
            :func:`nmf4d.prepare.load`                    its fitting space (FittingData)
 sweep      :func:`nmf4d.sweep.loss_sweep`                level one (SweepResult)
-select     :func:`nmf4d.select_k.select`                 level two (Selection)
+select     :func:`nmf4d.decision.decide_stage`           level two (Decision; Selection)
 refine     :func:`nmf4d.refine.refine`                   final fit, input units
-maps       :func:`nmf4d.maps.make_maps`                  labels, background, overlaps
+maps       :func:`nmf4d.decision.cluster_stage`          clusters, labels, backgrounds,
+                                                         overlaps (ClusterMaps)
 compare    :func:`nmf4d.clusters.compare_clusters`       raw vs NMF per cluster
 index      :func:`nmf4d.orientation.index_analysis`      phases and orientations (optional)
 =========  ============================================  ===============================
