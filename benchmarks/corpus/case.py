@@ -125,6 +125,18 @@ class Case:
     meta: dict
 
 
+def stack_basis(shared: list, grains: list) -> tuple[np.ndarray, list, int]:
+    """The images every position mixes: the ``shared`` ones (beam, film, ...) first, then
+    each grain's ``images`` (one per gradient step). Returns (basis of shape (m, ky, kx),
+    index of each grain's first image, steps per grain)."""
+    basis = list(shared)
+    first_col = []
+    for g in grains:
+        first_col.append(len(basis))
+        basis.extend(g["images"])
+    return np.array(basis), first_col, len(grains[0]["images"])
+
+
 def truth_from_contributions(contrib: np.ndarray, **kwargs) -> Truth:
     """Labels, secondary and ratio from per-index contributions.
 

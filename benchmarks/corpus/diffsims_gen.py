@@ -45,7 +45,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import detector as det
-from .case import Case, truth_from_contributions
+from .case import Case, stack_basis, truth_from_contributions
 from .layout import draw_layout, smooth_field
 from .paths import cif_dir
 
@@ -300,13 +300,7 @@ def make_case(spec: dict, seed: int) -> Case:
     film /= film.sum()
     diffuse = det.radial_image(canvas, centre, s["scale"], specimen_diffuse)
     diffuse /= diffuse.sum()
-    basis = [beam, film, diffuse]
-    first_col = []
-    for g in grains:
-        first_col.append(len(basis))
-        basis.extend(g["images"])
-    basis = np.array(basis)
-    n_steps = len(grains[0]["images"])
+    basis, first_col, n_steps = stack_basis([beam, film, diffuse], grains)
     D, f = float(s["dose"]), float(s["film_strength"])
     coef = np.zeros((sy, sx, len(basis)))
     has_film = np.where(lay.region == 2, 0.0, f)

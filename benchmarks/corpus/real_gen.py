@@ -46,7 +46,7 @@ import numpy as np
 from scipy import ndimage
 
 from . import detector as det
-from .case import Case, truth_from_contributions
+from .case import Case, stack_basis, truth_from_contributions
 from .layout import draw_layout, smooth_field
 from .paths import formats_dir
 
@@ -218,13 +218,7 @@ def make_case(spec: dict, seed: int) -> Case:
     tv = s["thickness_variation"]
     thick = 1 + tv * (2 * smooth_field((sy, sx), r_lay) - 1)
 
-    basis = [vac, R / norm]
-    first_col = []
-    for g in grains:
-        first_col.append(len(basis))
-        basis.extend(g["images"])
-    basis = np.array(basis)
-    n_steps = len(grains[0]["images"])
+    basis, first_col, n_steps = stack_basis([vac, R / norm], grains)
     D = float(s["dose"])
     coef = np.zeros((sy, sx, len(basis)))
     coef[..., 0] = D * (lay.region == 2)
