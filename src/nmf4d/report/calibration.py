@@ -15,8 +15,10 @@ microscope give): the report multiplies it by the detector binning of the
 preprocessing (the ``bin`` of the root attribute ``preprocessing``) and by the
 explorer's display binning. Cropping does not change it.
 
-Writers call :func:`calibration_json`; the report reads with :func:`parse_calibration`.
-Only the standard library and numpy are used.
+Runs write :meth:`nmf4d.calibration.Calibration.to_json` (tests and benchmarks may use
+:func:`calibration_json` for the minimal form); the report reads with
+:func:`parse_calibration`, which parses the fields with
+:meth:`nmf4d.calibration.Calibration.from_json`.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ import json
 import math
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from ..calibration import Calibration as RunCalibration
 
 #: Units spelled as the report shows them.
 PRETTY_UNITS = {"1/A": "Å⁻¹", "1/Å": "Å⁻¹", "A^-1": "Å⁻¹", "1/nm": "nm⁻¹", "nm^-1": "nm⁻¹",
@@ -141,15 +145,12 @@ def parse_calibration(value: Any, *, preprocessing_bin: Any = 1) -> Calibration:
             value = None
     if not isinstance(value, dict):
         return Calibration()
-    bins = _pair(preprocessing_bin) or (1.0, 1.0)
-    step = _pair(value.get("scan_step"))
-    rec = _pair(value.get("reciprocal_scale"))
-    if rec:
-        rec = (rec[0] * bins[0], rec[1] * bins[1])
-    return Calibration(scan_step=step, scan_units=str(value.get("scan_units", "nm")) if step
-                       else "px", reciprocal=rec,
-                       reciprocal_units=str(value.get("reciprocal_units", "1/Å")) if rec
-                       else "px", source=str(value.get("source", "")))
+    # the fields are read as the run wrote them (one reader of the attribute)
+    run = RunCalibration.from_json(value).factorised(preprocessing_bin)
+    step, rec = run.scan_step, run.reciprocal_scale
+    return Calibration(scan_step=step, scan_units=run.scan_units if step else "px",
+                       reciprocal=rec, reciprocal_units=run.reciprocal_units if rec else "px",
+                       source=str(value.get("source", "")))
 
 
 def nice_bar(units_per_px: float, image_px: int, fraction: float = 0.22) -> tuple[float, int]:
