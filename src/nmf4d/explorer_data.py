@@ -380,7 +380,7 @@ def add_explorer(results_path, data4d: Any, *, budget_bytes: int = DEFAULT_BUDGE
 
 __all__ = ["DEFAULT_BUDGET", "MAX_WEIGHT_MAPS", "ExplorerBlock", "ExplorerPlan", "add_explorer",
            "bin_sum", "decode_patterns", "encode_patterns", "explorer_block",
-           "explorer_from_array", "explorer_from_blocks", "explorer_layout", "explorer_nbytes",
+           "explorer_from_array", "explorer_layout", "explorer_nbytes",
            "explorer_plan", "explorer_positions", "write_explorer"]
 
 
@@ -439,26 +439,3 @@ def explorer_plan(*, scan_shape: Sequence[int], pattern_shape: Sequence[int],
                      step=step)
     return ExplorerPlan(kernel, b, step, (sy, sx), (ky, kx), components, budget_bytes)
 
-
-def explorer_from_blocks(map_rows, *, scan_shape: Sequence[int], pattern_shape: Sequence[int],
-                         components: np.ndarray | None = None,
-                         budget_bytes: int = DEFAULT_BUDGET) -> dict:
-    """The explorer's data from one pass over row blocks.
-
-    Parameters
-    ----------
-    map_rows : callable
-        ``map_rows(func) -> [func(X_block, start) for each block]``, e.g.
-        :meth:`nmf4d.nmf.BlockOperator.map_rows` (blocks on any executor, in any order).
-    scan_shape, pattern_shape : (int, int)
-    components : ndarray of shape (k, ky, kx), optional
-    budget_bytes : int
-
-    Returns
-    -------
-    dict
-        Keyword arguments of :func:`write_explorer`.
-    """
-    plan = explorer_plan(scan_shape=scan_shape, pattern_shape=pattern_shape,
-                         components=components, budget_bytes=budget_bytes)
-    return plan.assemble(map_rows(plan.kernel))

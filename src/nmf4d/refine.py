@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .nmf import NMFResult, check_k, non_negative_factorization
 
 if TYPE_CHECKING:
@@ -53,10 +51,3 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
             device=config.execution.device, callback=lambda it, err: bar.update(1))
     return data.to_input(res)
 
-
-def relative_error(data: "FittingData", res: NMFResult) -> float:
-    """``||V - W H||_F / ||V||_F`` on the input data (one pass)."""
-    sq = data.op.sq_norm()
-    if sq <= 0:
-        return 0.0
-    return float(np.sqrt(data.op.sq_residual(res.weights, res.components) / sq))
