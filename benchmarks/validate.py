@@ -51,7 +51,7 @@ PAPER_K = (2, 20)
 IOU_THRESHOLD = 0.75
 
 
-def run_nmf4d(data, meta: dict) -> dict:
+def run_nmf4d(data, meta: dict, options: dict | None = None) -> dict:
     """nmf4d on one scan: the only place that calls nmf4d.
 
     Parameters
@@ -59,6 +59,8 @@ def run_nmf4d(data, meta: dict) -> dict:
     data : ndarray of shape (scan_y, scan_x, ky, kx)
     meta : dict
         The case's metadata (calibration etc.; unused by today's call).
+    options : dict, optional
+        Flat configuration options (``--set``) that replace nmf4d's defaults.
 
     Returns
     -------
@@ -69,7 +71,7 @@ def run_nmf4d(data, meta: dict) -> dict:
     from nmf4d.config import AnalysisConfig
     from nmf4d.pipeline import analyse
 
-    a = analyse(np.asarray(data), AnalysisConfig())
+    a = analyse(np.asarray(data), AnalysisConfig.from_flat(**(options or {})))
     return dict(k=int(a.k), labels=np.asarray(a.labels), ratio=np.asarray(a.ratio),
                 background=[int(b) for b in a.background], rank=int(a.rank),
                 knee=None if a.sweep is None else a.sweep.knee)
@@ -119,7 +121,8 @@ NMF4D_KEYS = ("nmf4d_seconds", "nmf4d_k", "nmf4d_knee", "nmf4d_background", "ari
               "n_true_overlap")
 
 
-def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None) -> dict:
+def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None,
+             options=None) -> dict:
     """Everything measured on one case (``reuse``: nmf4d's row from an earlier run)."""
     folder = case_dir(cache, spec)
     case = load_case(folder)
@@ -132,7 +135,7 @@ def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None) ->
         row["nmf4d_reused"] = True
     else:
         t = time.perf_counter()
-        res = run_nmf4d(data, case.meta)
+        res = run_nmf4d(data, case.meta, options)
         row["nmf4d_seconds"] = time.perf_counter() - t
         row.update(nmf4d_k=res["k"], nmf4d_knee=res.get("knee"),
                    nmf4d_background=res.get("background"))
@@ -222,6 +225,23 @@ def print_tables(rows: list[dict], summary: dict) -> None:
               f"{s['ari_ge_0_9']} | {s['iou_ge_0_6']}/{s['iou_cases']} | {s['median_ari']:.3f} |")
 
 
+def _parse_sets(items) -> dict:
+    """``["ortho=0", "k_range=2:30"]`` -> flat options, numbers as int/float."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--set {item!r}: expected NAME=VALUE")
+        for cast in (int, float):
+            try:
+                value = cast(value)
+                break
+            except ValueError:
+                pass
+        out[name] = value
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--half", choices=("design", "holdout"), default="design")
@@ -243,7 +263,11 @@ def main(argv=None) -> int:
                     "benchmarks/results/validate_<half>.json)")
     ap.add_argument("--confirm-holdout", action="store_true",
                     help="allow --half holdout (only to report a finished rule)")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a flat nmf4d option replacing its default (repeatable), e.g. "
+                         "--set ortho=0: measure a variant with the same scoring")
     args = ap.parse_args(argv)
+    options = _parse_sets(args.set)
     if args.half == "holdout" and not args.confirm_holdout:
         print("refusing --half holdout without --confirm-holdout: the held-out half is for "
               "reporting a finished rule, not for designing one", file=sys.stderr)
@@ -268,7 +292,7 @@ def main(argv=None) -> int:
             shape = np.load(case_dir(args.cache, s) / "data.npy", mmap_mode="r").shape
             run_paper = float(np.prod(shape)) <= args.paper_max_entries
         jobs.append((s, args.cache, run_paper or cached, args.recompute_paper,
-                     reuse.get(s.name)))
+                     reuse.get(s.name), options))
     rows = []
     t0 = time.perf_counter()
     if args.jobs > 1:
@@ -299,7 +323,8 @@ def main(argv=None) -> int:
         commit = None
     doc = dict(git_commit=commit, half=args.half, cache=str(args.cache), nmf4d_version=nmf4d.__version__,
                nmf4d_reused_from=args.nmf4d_from,
-               adapter="nmf4d.pipeline.analyse(data, AnalysisConfig())", paper_k_range=list(PAPER_K),
+               adapter=f"nmf4d.pipeline.analyse(data, AnalysisConfig.from_flat(**{options!r}))",
+               options=options, paper_k_range=list(PAPER_K),
                iou_threshold=IOU_THRESHOLD,
                machine=dict(cpus=os.cpu_count(), platform=platform.platform()),
                wall_seconds=time.perf_counter() - t0, summary=summary, cases=rows)

@@ -64,6 +64,7 @@ def test_run_writes_results(files, tmp_path, capsys):
     assert not (out / "report.html").exists()
     with h5py.File(out / "results.h5", "r") as f:
         assert int(f.attrs["k"]) == 3
+        assert float(f.attrs["ortho"]) == 0.1               # --ortho auto with a given k
         assert f["components"].shape == (3, 32, 32) and f["weights"].shape == (3, 24, 24)
         assert str(paths["good"].name) in f.attrs["input"]
         labels = f["labels"][()]
@@ -86,6 +87,7 @@ def test_run_auto_with_report(files, tmp_path, capsys):
     assert list((out / "figures").glob("*.png"))
     with h5py.File(out / "results.h5", "r") as f:
         assert int(f.attrs["k"]) == truth.k_true
+        assert float(f.attrs["ortho"]) == 0.0               # --ortho auto after the decision
         assert f["sweep/k"][()].tolist() == [2, 3, 4, 5]
 
 

@@ -101,3 +101,13 @@ def test_cli_prints_the_flag(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["nmf4d: error: --bin 0: must be an integer >= 1"]
     assert flag_for("sweep.k_range").flag == "--k-range" and flag_for("nope") is None
+
+
+@pytest.mark.parametrize("text, value", [("auto", "auto"), ("0", 0.0), ("0.3", 0.3)])
+def test_ortho_flag_takes_auto_or_a_number(text, value):
+    assert config_from_args(_parse(["--ortho", text])).fit.ortho == value
+
+
+def test_ortho_flag_rejects_a_word():
+    with pytest.raises(ConfigError, match="fit.ortho"):
+        config_from_args(_parse(["--ortho", "strong"]))

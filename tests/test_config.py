@@ -51,6 +51,8 @@ def test_parse_k_range_bad_sequences(value):
     (lambda: FitConfig(weighting="gauss"), "fit.weighting", "gauss"),
     (lambda: FitConfig(tol=-1.0), "fit.tol", -1.0),
     (lambda: FitConfig(ortho=float("nan")), "fit.ortho", float("nan")),
+    (lambda: FitConfig(ortho="strong"), "fit.ortho", "strong"),
+    (lambda: FitConfig(ortho=-0.1), "fit.ortho", -0.1),
     (lambda: FitConfig(l1_weights=-0.1), "fit.l1_weights", -0.1),
     (lambda: PreprocessConfig(bin=0), "preprocessing.bin", 0),
     (lambda: PreprocessConfig(crop=(1, 2, 3)), "preprocessing.crop", (1, 2, 3)),
@@ -147,3 +149,27 @@ def test_resolve_k():
         resolve_k(AnalysisConfig(), 3, 64)
     with pytest.raises(InputError):
         resolve_k(AnalysisConfig.from_flat(k=9), 100, 8)                   # 8 pixels
+
+
+@pytest.mark.parametrize("flat, expected", [
+    ({}, 0.0),                                   # nmf4d's decision: plain NMF
+    ({"k": 5}, 0.1),                             # a given k: the penalty (ORTHO_GIVEN)
+    ({"rule": "paper-iqa"}, 0.1),                # nmf4d 0.1's rule: as in 0.1
+    ({"ortho": 0.25}, 0.25),                     # a number is used as given
+    ({"ortho": 0.0, "k": 5}, 0.0),
+])
+def test_final_ortho_auto(flat, expected):
+    from nmf4d.config import final_ortho
+    from nmf4d.config.stages import ORTHO_GIVEN
+
+    c = AnalysisConfig.from_flat(**flat)
+    assert AnalysisConfig().fit.ortho == "auto"
+    assert final_ortho(c.fit, c.selection) == expected
+    assert ORTHO_GIVEN == 0.1
+
+
+def test_ortho_auto_round_trips_through_the_record():
+    from nmf4d.config import config_from_record
+
+    c = AnalysisConfig.from_flat(ortho="auto", k=4)
+    assert config_from_record(c.to_dict()) == c

@@ -46,6 +46,17 @@ def _int_or_auto(path: str) -> Callable[[str], Any]:
     return parse
 
 
+def _float_or_auto(path: str) -> Callable[[str], Any]:
+    def parse(text: str):
+        if text == "auto":
+            return "auto"
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(path, text, "must be 'auto' or a number") from None
+    return parse
+
+
 def _numbers(path: str, n: int, kind=int) -> Callable[[str], tuple]:
     def parse(text: str) -> tuple:
         try:
@@ -174,8 +185,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--l1-components", "l1_components", "L1 penalty on the components",
            _float("fit.l1_components"), _num),
     Option("--init", "init", "start of every fit: spa, nndsvda, nndsvd or random"),
-    Option("--ortho", "ortho", "orthogonality penalty of the final fit (0 for plain NMF)",
-           _float("fit.ortho"), _num),
+    Option("--ortho", "ortho", "orthogonality penalty of the final fit: auto (0 after the "
+           "clusters decision, 0.1 for a given k or --rule paper-iqa), or a number (0 for "
+           "plain NMF)", _float_or_auto("fit.ortho"), _num),
     Option("--weighting", "weighting", "poisson (equalise counting noise before NMF, results "
            "in input units) or none"),
     Option("--sweep", "sweep", "level-one fits on a shared randomized sketch of the data "

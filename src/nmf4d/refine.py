@@ -20,7 +20,8 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
     data : FittingData
     k : int
     config : AnalysisConfig
-        ``fit`` (start, penalties, stopping), ``execution.device``, ``seed``.
+        ``fit`` (start, penalties, stopping; the orthogonality penalty from
+        :func:`nmf4d.config.final_ortho`), ``execution.device``, ``seed``.
     start : NMFResult, optional
         A fit of k components in input units (the sweep's), mapped into the fitting space
         as the starting point.
@@ -31,6 +32,7 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
     NMFResult
         In input units: components of unit sum, weights (k, n) in intensity units.
     """
+    from .config import final_ortho
     from .execution import Progress, blas_threads
 
     progress = progress or Progress()
@@ -47,7 +49,7 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
         res = non_negative_factorization(
             data.fit_op, k, init=fit.init, seed=config.seed, max_iter=fit.max_iter,
             tol=fit.tol, l1_weights=fit.l1_weights, l1_components=fit.l1_components,
-            ortho=fit.ortho, scan_shape=data.scan_shape, start=start_factors,
+            ortho=final_ortho(fit, config.selection), scan_shape=data.scan_shape, start=start_factors,
             device=config.execution.device, callback=lambda it, err: bar.update(1))
     return data.to_input(res)
 

@@ -76,6 +76,9 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         f.attrs["n_iter"] = int(a.n_iter)
         f.attrs["converged"] = bool(a.converged)
         f.attrs["relative_error"] = float(a.relative_error)
+        if getattr(a, "config", None) is not None:     # the penalty "--ortho auto" resolved to
+            from .config import final_ortho
+            f.attrs["ortho"] = final_ortho(a.config.fit, a.config.selection)
         f.attrs["calibration"] = a.calibration.to_json()
         d = f.create_dataset("components", data=a.components.astype(np.float32))
         d.attrs["normalisation"] = "each component sums to 1"

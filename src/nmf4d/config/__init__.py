@@ -51,9 +51,11 @@ from .stages import (
     ReportConfig,
     SelectionConfig,
     SweepConfig,
+    final_ortho,
 )
 
 __all__ = ["AnalysisConfig", "FLAT", "resolve_k", "config_from_record", "parse_k_range",
+           "final_ortho",
            "CalibrationConfig", "DenoiseConfig", "ExecutionConfig", "FitConfig", "IndexConfig",
            "MapsConfig",
            "PreprocessConfig", "ReportConfig", "SelectionConfig", "SweepConfig"]
