@@ -35,26 +35,19 @@ def _float(path: str) -> Callable[[str], float]:
     return _typed(path, float, "a number")
 
 
-def _int_or_auto(path: str) -> Callable[[str], Any]:
+def _int_or_auto(path: str, kind=int, what: str = "an integer") -> Callable[[str], Any]:
     def parse(text: str):
         if text == "auto":
             return "auto"
         try:
-            return int(text)
+            return kind(text)
         except ValueError:
-            raise ConfigError(path, text, "must be 'auto' or an integer") from None
+            raise ConfigError(path, text, f"must be 'auto' or {what}") from None
     return parse
 
 
 def _float_or_auto(path: str) -> Callable[[str], Any]:
-    def parse(text: str):
-        if text == "auto":
-            return "auto"
-        try:
-            return float(text)
-        except ValueError:
-            raise ConfigError(path, text, "must be 'auto' or a number") from None
-    return parse
+    return _int_or_auto(path, float, "a number")
 
 
 def _numbers(path: str, n: int, kind=int) -> Callable[[str], tuple]:
