@@ -15,6 +15,7 @@ import h5py
 import numpy as np
 
 from ._version import __version__
+from .config import final_ortho
 from .errors import InputError
 from .options import METRIC_NAMES
 from .outputs import AtomicOutput, check_output, h5_file  # noqa: F401 - part of this API
@@ -76,9 +77,7 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         f.attrs["n_iter"] = int(a.n_iter)
         f.attrs["converged"] = bool(a.converged)
         f.attrs["relative_error"] = float(a.relative_error)
-        if getattr(a, "config", None) is not None:     # the penalty "--ortho auto" resolved to
-            from .config import final_ortho
-            f.attrs["ortho"] = final_ortho(a.config.fit, a.config.selection)
+        f.attrs["ortho"] = final_ortho(a.config.fit, a.config.selection)   # "auto" resolved
         f.attrs["calibration"] = a.calibration.to_json()
         d = f.create_dataset("components", data=a.components.astype(np.float32))
         d.attrs["normalisation"] = "each component sums to 1"
