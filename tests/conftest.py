@@ -20,6 +20,17 @@ POLY_VAC = dict(scan_shape=(32, 32), pattern_shape=(40, 40), n_grains=4, vacuum=
                 dose=2000.0, seed=1)
 
 
+@pytest.fixture(scope="session")
+def two_grain_scan(tmp_path_factory):
+    """A 16x16 scan of 32x32 patterns (2 grains and vacuum) and its .npy file, which
+    tests read and never write (the fault and exit tests check its bytes)."""
+    data, _ = make_polycrystal(scan_shape=(16, 16), pattern_shape=(32, 32), n_grains=2,
+                               vacuum=True, dose=2000.0, seed=3)
+    path = tmp_path_factory.mktemp("two-grain-input") / "scan.npy"
+    np.save(path, data)
+    return data, path
+
+
 @pytest.fixture(scope="module")
 def one_blas_thread():
     """Run a module with single-threaded BLAS.

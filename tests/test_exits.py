@@ -14,19 +14,13 @@ import pytest
 from nmf4d.cli import build_parser, main
 from nmf4d.errors import DataWarning, InputError
 from nmf4d.exits import Terminated, describe
-from nmf4d.synthetic import make_polycrystal
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    d = tmp_path_factory.mktemp("exits-input")
-    data, _ = make_polycrystal(scan_shape=(16, 16), pattern_shape=(32, 32), n_grains=2,
-                               vacuum=True, dose=2000.0, seed=3)
-    path = d / "scan.npy"
-    np.save(path, data)
-    return data, path
+def scan(two_grain_scan):
+    return two_grain_scan
 
 
 def _sha(path):

@@ -24,12 +24,10 @@ import time
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 import nmf4d
 from nmf4d.cli import main
-from nmf4d.synthetic import make_polycrystal
 
 pytestmark = pytest.mark.usefixtures("one_blas_thread")
 
@@ -43,13 +41,8 @@ LONG_ARGS = ("--k", "3", "--tol", "0", "--max-iter", "1000000", "--no-report")
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    d = tmp_path_factory.mktemp("faults-input")
-    data, _ = make_polycrystal(scan_shape=(16, 16), pattern_shape=(32, 32), n_grains=2,
-                               vacuum=True, dose=2000.0, seed=3)
-    path = d / "scan.npy"
-    np.save(path, data)
-    return path
+def scan(two_grain_scan):
+    return two_grain_scan[1]
 
 
 def _sha(path):

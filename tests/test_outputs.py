@@ -70,10 +70,12 @@ def test_overwrite_swaps_and_removes_the_previous(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "results.h5").write_text("old")
+    (out / "old.txt").write_text("old")                   # a file the new run does not write
     with AtomicOutput(out, overwrite=True) as tmp:
         (tmp / "results.h5").write_text("new")
-        assert (out / "results.h5").read_text() == "old"
+        assert (out / "results.h5").read_text() == "old"    # old kept until the end
     assert (out / "results.h5").read_text() == "new" and _names(tmp_path) == ["out"]
+    assert _names(out) == ["results.h5"]                  # nothing of the previous left
 
 
 def test_overwrite_without_exchange(tmp_path, monkeypatch):

@@ -253,17 +253,6 @@ def test_atomic_output_refuses_existing(tmp_path):
     assert _leftovers(tmp_path, "out") == []
 
 
-def test_atomic_output_overwrite_replaces(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "results.h5").write_text("old")
-    with AtomicOutput(out, overwrite=True) as tmp:
-        (tmp / "new.txt").write_text("new")
-        assert (out / "results.h5").exists()                 # old kept until the end
-    assert sorted(p.name for p in out.iterdir()) == ["new.txt"]
-    assert _leftovers(tmp_path, "out") == []
-
-
 def test_check_output_errors(tmp_path):
     f = tmp_path / "file"
     f.write_text("x")
