@@ -88,6 +88,7 @@ def test_run_auto_with_report(files, tmp_path, capsys):
     with h5py.File(out / "results.h5", "r") as f:
         assert int(f.attrs["k"]) == truth.k_true
         assert float(f.attrs["ortho"]) == 0.0               # --ortho auto after the decision
+        assert f.attrs["final_fit"] == "refined"            # the refined fit held the clusters
         assert f["sweep/k"][()].tolist() == [2, 3, 4, 5]
 
 

@@ -375,3 +375,20 @@ def test_sweep_buffers_are_bitwise_the_expressions(dtype, l1, ortho, inner):
     assert _sweep(F1, A, G, l1, inner, ortho=ortho) == \
         _sweep_expressions(F2, A, G, l1, inner, ortho=ortho)
     np.testing.assert_array_equal(F1, F2)
+
+
+def test_fit_weights_matches_scipy_nnls():
+    # non-negative least squares per pattern: scipy.optimize.nnls is the reference
+    from scipy.optimize import nnls
+
+    from nmf4d.nmf import fit_weights
+    rng = np.random.default_rng(4)
+    H = rng.gamma(0.5, 1.0, (4, 60))
+    Wtrue = rng.gamma(1.0, 1.0, (4, 30)) * (rng.random((4, 30)) > 0.3)
+    X = Wtrue.T @ H + rng.normal(0, 0.05, (30, 60))
+    res = fit_weights(X, H, sweeps=500, eps=1e-8)
+    ref = np.stack([nnls(H.T, x)[0] for x in X], axis=1)
+    np.testing.assert_allclose(res.weights, ref, atol=1e-5)
+    np.testing.assert_array_equal(res.components, H)
+    with pytest.raises(InputError, match="components must have shape"):
+        fit_weights(X, H[:, :10])

@@ -191,3 +191,34 @@ def test_explorer_pass_equals_the_array_path(fixed, dataset):
     np.testing.assert_array_equal(got["patterns"], ref["patterns"])
     np.testing.assert_allclose(got["scale"], ref["scale"], rtol=1e-6)
     assert run(data[:4, :4], k=2, explorer=False).explorer is None
+
+
+def test_maps_keep_the_assessed_fit_when_refinement_drifts(dataset, monkeypatch):
+    # a refinement that ends at another factorisation (here: every component the mean
+    # pattern, weights spread evenly) no longer holds the decided clusters; the maps must
+    # then come from the components the decision assessed, weights refitted
+    import nmf4d.pipeline as pipeline
+    from nmf4d.nmf import NMFResult
+
+    data, truth = dataset
+
+    def drifted(fd, k, config, *, start=None, progress=None):
+        H = np.repeat(start.components.mean(axis=0, keepdims=True), k, axis=0)
+        W = np.repeat(start.weights.mean(axis=0, keepdims=True), k, axis=0)
+        return NMFResult(weights=W, components=H, n_iter=7, converged=True)
+
+    monkeypatch.setattr(pipeline, "refine", drifted)
+    a = analyse(data, AnalysisConfig.from_flat(k_range=(2, truth.k_true + 3), seed=0))
+    assert a.final_fit == "weights"
+    assert a.k == a.decision.k == truth.k_true
+    assert a.n_iter == 7                                 # the refinement's diagnostics
+    band = truth.in_band()
+    assert adjusted_rand_score(truth.labels[~band], a.labels[~band]) > 0.95
+    assert "weights refitted to the full data" in a.decision.explanation
+    np.testing.assert_allclose(a.nmf.components, a.sweep.fits[a.rank].components,
+                               rtol=1e-4, atol=1e-7)
+
+
+def test_refined_fit_is_kept_when_it_holds_the_decided_clusters(auto):
+    a, _ = auto
+    assert a.final_fit == "refined"

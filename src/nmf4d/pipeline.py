@@ -40,7 +40,7 @@ from .maps import ClusterMaps
 from .orientation import Orientation, index_analysis
 from .prepare import load
 from .preprocess import preprocess
-from .refine import refine
+from .refine import refine, refit_weights
 from .select_k import Selection
 from .sweep import SweepResult, loss_sweep
 
@@ -81,6 +81,11 @@ class Analysis:
         reflections are one cluster, noise components are dropped).
     nmf : NMFResult
         The final fit itself: weights (rank, n), components (rank, p), input units.
+    final_fit : {"refined", "weights"}
+        "refined": all factors refined on the full data (from the sweep's fit of the
+        rank); "weights": the decision's assessed components kept, only their weights
+        refitted, because the refined fit no longer held the decided clusters (the
+        decision's explanation says so).
     clusters : dict of arrays
         Raw vs NMF per cluster (see :func:`nmf4d.clusters.compare_clusters`).
     config : AnalysisConfig
@@ -89,7 +94,7 @@ class Analysis:
         What preprocessing did (see :func:`nmf4d.preprocess.preprocess`).
     timings : dict of float
         Seconds per stage.
-    n_iter, converged : final fit diagnostics
+    n_iter, converged : diagnostics of the refinement
     relative_error : float
         ``||V - WH||_F / ||V||_F`` of the final fit on the (preprocessed) input data.
     mean_pattern : ndarray of shape (ky, kx)
@@ -136,6 +141,7 @@ class Analysis:
     maps: ClusterMaps | None = None
     rank: int = 0
     nmf: object = None
+    final_fit: str = "refined"
     artifacts: dict = field(default_factory=dict)
 
     @property
@@ -201,8 +207,12 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,
                      progress=progress)
     progress.event("refine", fit)
+    refined = fit
     with timer("maps"), progress.counting("maps: one pass over the data", fd.n_blocks):
         found, maps = cluster_stage(fit, fd, record, config, given=given, decision=decision)
+        if decision is not None and found.n_clusters != decision.k:
+            fit, found, maps = _assessed_fit(fd, sweep.fits[k], record, config, decision,
+                                             (fit, found, maps))
         rel, clusters, explorer = _maps_pass(fd, fit, maps, explorer=config.report.explorer)
         _fill_nothing(maps, clusters)
     progress.event("maps", rel)
@@ -213,19 +223,43 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                                          record, config.index, data=arr, phases=phases,
                                          progress=progress)
     execution = {"mode": fd.mode, "blocks": fd.op.n_blocks,
-                 "refine_seconds_per_iteration": timer.seconds["refine"] / max(fit.n_iter, 1),
+                 "refine_seconds_per_iteration": timer.seconds["refine"] / max(refined.n_iter, 1),
                  "client": client_address(client), "reason": fd.extras.get("reason", "")}
     return Analysis(k=maps.k, components=maps.components, weights=maps.weights,
                     labels=maps.labels, ratio=maps.ratio, partner=maps.partner,
                     thresholds=maps.thresholds, masks=maps.masks, background=maps.background,
                     sweep=sweep, selection=selection, clusters=clusters, config=config,
                     decision=decision, maps=maps, rank=k,
-                    nmf=fit,
-                    preprocessing=record, timings=timer.seconds, n_iter=fit.n_iter,
-                    converged=fit.converged, relative_error=rel,
+                    nmf=fit, final_fit="refined" if fit is refined else "weights",
+                    preprocessing=record, timings=timer.seconds, n_iter=refined.n_iter,
+                    converged=refined.converged, relative_error=rel,
                     mean_pattern=fd.mean_pattern, virtual_image=fd.virtual_image,
                     execution=execution, calibration=calibration, explorer=explorer,
                     orientation=orientation, artifacts=artifacts)
+
+
+def _assessed_fit(fd, assessed, record, config, decision, refined):
+    """The maps when the refined fit no longer holds the clusters the decision counted.
+
+    Refining all factors on the full data can move nearly collinear components (grains
+    that differ by a few per cent of their counts on a shared beam and background) to
+    another factorisation of nearly equal loss, whose clusters are not those the
+    decision assessed. The assessed fit's components are then kept and only their
+    weights refitted to the full data (:func:`nmf4d.refine.refit_weights`, a convex
+    problem); of the two, the fit whose cluster count is nearer the decision's is used
+    (the refined one on a tie). Returns ``(fit, found, maps)`` and says why in the
+    decision's explanation.
+    """
+    fit, found, maps = refined
+    kept = refit_weights(fd, assessed)
+    k_found, m_found = cluster_stage(kept, fd, record, config, given=False, decision=decision)
+    if abs(k_found.n_clusters - decision.k) >= abs(found.n_clusters - decision.k):
+        return refined
+    decision.explanation += (
+        f"; the fit refined on the full data held {found.n_clusters} clusters, not "
+        f"{decision.k}: the maps keep the components of the rank-{decision.rank} fit the "
+        "decision assessed, with their weights refitted to the full data")
+    return kept, k_found, m_found
 
 
 def _fill_nothing(maps: ClusterMaps, clusters: dict) -> None:

@@ -82,9 +82,10 @@ class FittingData:
         """Row blocks per pass over the data (of the operator NMF fits)."""
         return self.fit_op.n_blocks
 
-    def to_input(self, res: NMFResult) -> NMFResult:
-        """A fit of ``fit_op`` in input units (components unit-sum, sorted by weight)."""
-        return res if self.scales is None else unscale(res, *self.scales)
+    def to_input(self, res: NMFResult, *, sort: bool = True) -> NMFResult:
+        """A fit of ``fit_op`` in input units (components unit-sum; sorted by weight
+        unless ``sort`` is False, which keeps the fit's order)."""
+        return res if self.scales is None else unscale(res, *self.scales, sort=sort)
 
     def to_fitting(self, res: NMFResult) -> tuple[np.ndarray, np.ndarray]:
         """Starting factors ``(Wt (k, n), H (k, p))`` for ``fit_op`` from a fit in input

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .nmf import NMFResult, check_k, non_negative_factorization
+from .nmf import NMFResult, check_k, fit_weights, non_negative_factorization
 
 if TYPE_CHECKING:
     from .config import AnalysisConfig
@@ -24,7 +24,11 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
         :func:`nmf4d.config.final_ortho`), ``execution.device``, ``seed``.
     start : NMFResult, optional
         A fit of k components in input units (the sweep's), mapped into the fitting space
-        as the starting point.
+        as the starting point. The result then keeps the start's order of components
+        (component c of the result is component c of the start, refined), so what an
+        assessment of the start found per component (merged, background, dropped: the
+        decision's grouping) still names the same components; without a start the
+        components are sorted by decreasing total weight.
     progress : Progress, optional
 
     Returns
@@ -50,6 +54,34 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
             data.fit_op, k, init=fit.init, seed=config.seed, max_iter=fit.max_iter,
             tol=fit.tol, l1_weights=fit.l1_weights, l1_components=fit.l1_components,
             ortho=final_ortho(fit, config.selection), scan_shape=data.scan_shape, start=start_factors,
-            device=config.execution.device, callback=lambda it, err: bar.update(1))
-    return data.to_input(res)
+            sort=start is None, device=config.execution.device,
+            callback=lambda it, err: bar.update(1))
+    return data.to_input(res, sort=start is None)
 
+
+
+def refit_weights(data: "FittingData", fit: NMFResult) -> NMFResult:
+    """The weights of ``fit``'s components refitted to the full data, the components kept.
+
+    With the components fixed, the weights are a convex problem (non-negative least
+    squares per position, one pass over the data): unlike a joint refinement they cannot
+    drift to another factorisation of nearly equal loss. Used when the refined fit no
+    longer holds the clusters the decision counted (:func:`nmf4d.decision.consistent_fit`).
+
+    Parameters
+    ----------
+    data : FittingData
+    fit : NMFResult
+        In input units (the sweep's fit of the chosen rank).
+
+    Returns
+    -------
+    NMFResult
+        In input units, components in ``fit``'s order.
+    """
+    from .execution import blas_threads
+
+    Wt, H = data.to_fitting(fit)
+    with blas_threads(1):
+        res = fit_weights(data.fit_op, H, start=Wt)
+    return data.to_input(res, sort=False)

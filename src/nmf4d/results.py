@@ -76,6 +76,7 @@ def write_results(path, analysis, *, input_path: str, input_info: dict | None = 
         f.attrs["background"] = np.asarray(a.background, dtype=np.int32)
         f.attrs["n_iter"] = int(a.n_iter)
         f.attrs["converged"] = bool(a.converged)
+        f.attrs["final_fit"] = a.final_fit
         f.attrs["relative_error"] = float(a.relative_error)
         f.attrs["ortho"] = final_ortho(a.config.fit, a.config.selection)   # "auto" resolved
         f.attrs["calibration"] = a.calibration.to_json()

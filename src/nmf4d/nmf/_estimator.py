@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import InputError
 from ..options import INITS
 from ._blocked import InMemoryOperator
-from ._hals import hals
+from ._hals import hals, w_step
 from ._init import nndsvd, spa_components
 from .protocols import DataOperator, IterationCallback
 
@@ -214,6 +214,44 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
         Wt, H = sort_by_weight(Wt, H)
     return NMFResult(weights=Wt, components=H,
                      n_iter=n_iter, converged=converged, history=history)
+
+
+def fit_weights(X, components: np.ndarray, *, start: np.ndarray | None = None,
+                sweeps: int = 50, eps: float = 0.01) -> NMFResult:
+    """Non-negative weights of fixed components: ``min_{W >= 0} ||X - W H||_F``.
+
+    One pass over the data (``H X^T``), then HALS sweeps of the weights until a sweep
+    changes them by less than ``eps`` times the first (sklearn's ``NMF.transform`` solves
+    the same problem; this one runs on nmf4d's data operators, which stream).
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_patterns, n_pixels) or a data operator
+    components : ndarray of shape (k, n_pixels)
+    start : ndarray of shape (k, n_patterns), optional
+        Starting weights (default: uniform, scaled to the data).
+    sweeps : int
+        Cap on the sweeps.
+
+    Returns
+    -------
+    NMFResult
+        ``components`` as given, in their order (not normalised, not sorted).
+    """
+    op = as_operator(X)
+    n, p = op.shape
+    H = np.asarray(components, dtype=np.float32 if op.dtype == np.float32 else np.float64)
+    k = H.shape[0]
+    if H.ndim != 2 or H.shape[1] != p:
+        raise InputError(f"components must have shape (k, {p}), got {H.shape}")
+    if start is None:
+        Wt = np.full((k, n), 1.0 / max(k, 1), dtype=H.dtype)
+    else:
+        Wt = np.array(start, dtype=H.dtype, copy=True)
+        if Wt.shape != (k, n):
+            raise InputError(f"start weights must have shape {(k, n)}, got {Wt.shape}")
+    Wt = w_step(op, Wt, H, H @ H.T, inner=int(sweeps), eps=eps, need_b=False)[0]
+    return NMFResult(weights=Wt, components=H.copy(), n_iter=1, converged=True)
 
 
 def _fits_gpu(X, headroom: float = 2.0) -> bool:
