@@ -204,6 +204,15 @@ def test_estimator_attributes(small):
     assert est.reconstruction_err_ == pytest.approx(err, rel=1e-3)
     np.testing.assert_allclose(est.inverse_transform(est.weights_.T),
                                est.weights_.T @ est.components_)
+    # transform: the weights of the fitted data are the fit's own (a stationary point in W)
+    W = est.transform(X)
+    assert W.shape == est.weights_.T.shape
+    fit_err = np.linalg.norm(Xd - est.weights_.T.astype(np.float64) @ est.components_)
+    new_err = np.linalg.norm(Xd - W.astype(np.float64) @ est.components_)
+    assert new_err <= fit_err * (1 + 1e-4)
+    np.testing.assert_allclose(W, est.weights_.T, rtol=0.05, atol=0.02 * float(W.max()))
+    with pytest.raises(InputError, match="fit the estimator first"):
+        NMF(3).transform(X)
 
 
 # ------------------------------------------------------------------ reference libraries

@@ -277,3 +277,15 @@ def test_csr_pieces_of_scan_chunks_assemble_in_row_order():
     np.testing.assert_array_equal(M.toarray(), X)
     st = kernels.stats(pieces[0][1], pieces[0][0])
     np.testing.assert_allclose(st["row_sums"], X[pieces[0][0]].sum(axis=1))
+
+
+def test_fit_weights_same_on_every_operator(low_rank_data, op_kind):
+    # the weights-only refit (one pass over the data) runs on streamed and sparse data
+    # as in memory
+    from nmf4d.nmf import fit_weights
+    X = low_rank_data
+    rng = np.random.default_rng(2)
+    H = rng.random((5, 200)).astype(np.float32)
+    ref = fit_weights(X, H, sweeps=200, eps=1e-6).weights
+    got = fit_weights(_op(X, op_kind), H, sweeps=200, eps=1e-6).weights
+    np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4)

@@ -229,7 +229,7 @@ def fit_weights(X, components: np.ndarray, *, start: np.ndarray | None = None,
     X : ndarray of shape (n_patterns, n_pixels) or a data operator
     components : ndarray of shape (k, n_pixels)
     start : ndarray of shape (k, n_patterns), optional
-        Starting weights (default: uniform, scaled to the data).
+        Starting weights (default: 1/k everywhere).
     sweeps : int
         Cap on the sweeps.
 
@@ -330,6 +330,13 @@ class NMF:
     def fit(self, X, y=None) -> "NMF":
         self.fit_transform(X)
         return self
+
+    def transform(self, X) -> np.ndarray:
+        """W of new data for the fitted components, ndarray of shape (n_patterns, k):
+        non-negative least squares per pattern (:func:`fit_weights`)."""
+        if not hasattr(self, "components_"):
+            raise InputError("NMF.transform: fit the estimator first")
+        return fit_weights(X, self.components_, sweeps=200, eps=1e-4).weights.T
 
     def inverse_transform(self, W: np.ndarray) -> np.ndarray:
         """``W @ components_`` for W of shape (n_patterns, k)."""
