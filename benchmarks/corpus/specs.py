@@ -5,6 +5,10 @@ and a *holdout* seed (for reporting only: never analyse it while designing), so 
 halves share configurations but no random draw. A few configurations exist only in the
 held-out half. Seeds: design 1000 + i, holdout 5000 + i (arbitrary, fixed here).
 
+A third split, *fresh* (seeds 9000 + i, the held-out half's configurations), is a second
+held-out draw for when the held-out half has been reported several times: built and
+reported once, after the design work it reports on is finished.
+
 ``k_true`` given here is what the configuration is built to have (grains + film-only
 or diffuse region + vacuum); pyxem's crystals can be hidden and its tilings can lose
 grains, so for pyxem cases the built truth is authoritative (``meta.json``).
@@ -23,7 +27,7 @@ class Spec:
     name : str
         Configuration name (shared by its design and holdout cases).
     generator : {"diffsims", "pyxem", "synthetic", "real"}
-    split : {"design", "holdout"}
+    split : {"design", "holdout", "fresh"}
     seed : int
     params : dict
         Options of the generator's ``make_case`` (see its ``DEFAULTS``).
@@ -56,6 +60,7 @@ def _pair(name, generator, k_true, varies, holdout_only=False, **params):
     if not holdout_only:
         CORPUS.append(Spec(name, generator, "design", 1000 + i, params, k_true, varies))
     CORPUS.append(Spec(name, generator, "holdout", 5000 + i, params, k_true, varies))
+    CORPUS.append(Spec(name, generator, "fresh", 9000 + i, params, k_true, varies))
 
 
 CCD = dict(kind="integrating", gain=4.0, dark_offset=50.0, read_noise=6.0)
