@@ -213,6 +213,8 @@ def test_estimator_attributes(small):
     np.testing.assert_allclose(W, est.weights_.T, rtol=0.05, atol=0.02 * float(W.max()))
     with pytest.raises(InputError, match="fit the estimator first"):
         NMF(3).transform(X)
+    with pytest.raises(InputError, match="pixels per pattern"):
+        est.transform(X[:, :5])
 
 
 # ------------------------------------------------------------------ reference libraries
@@ -387,17 +389,33 @@ def test_sweep_buffers_are_bitwise_the_expressions(dtype, l1, ortho, inner):
 
 
 def test_fit_weights_matches_scipy_nnls():
-    # non-negative least squares per pattern: scipy.optimize.nnls is the reference
+    # non-negative least squares per pattern: scipy.optimize.nnls is the reference, also
+    # for nearly collinear components (a shared pattern plus 3 % of each's own), with the
+    # default settings
     from scipy.optimize import nnls
 
     from nmf4d.nmf import fit_weights
     rng = np.random.default_rng(4)
-    H = rng.gamma(0.5, 1.0, (4, 60))
-    Wtrue = rng.gamma(1.0, 1.0, (4, 30)) * (rng.random((4, 30)) > 0.3)
-    X = Wtrue.T @ H + rng.normal(0, 0.05, (30, 60))
-    res = fit_weights(X, H, sweeps=500, eps=1e-8)
-    ref = np.stack([nnls(H.T, x)[0] for x in X], axis=1)
-    np.testing.assert_allclose(res.weights, ref, atol=1e-5)
-    np.testing.assert_array_equal(res.components, H)
+    for spread in (1.0, 0.03):
+        base = rng.gamma(0.5, 1.0, 60)
+        H = base[None, :] + spread * rng.gamma(0.5, 1.0, (4, 60))
+        Wtrue = rng.gamma(1.0, 1.0, (4, 30)) * (rng.random((4, 30)) > 0.3)
+        X = Wtrue.T @ H + rng.normal(0, 0.05, (30, 60))
+        res = fit_weights(X, H)
+        ref = np.stack([nnls(H.T, x)[0] for x in X], axis=1)
+        opt = np.linalg.norm(X - ref.T @ H)
+        assert np.linalg.norm(X - res.weights.T @ H) <= opt * (1 + 1e-5), spread
+        np.testing.assert_allclose(res.weights, ref, atol=1e-3 * float(ref.max()))
+        assert res.history[0] == pytest.approx(opt / np.linalg.norm(X), rel=1e-5)
+        np.testing.assert_array_equal(res.components, H)
+    # the L1 penalty: scipy's reference on the augmented problem (a row of sqrt terms is
+    # not linear in w; compare objectives instead)
+    lam = 0.5
+    pen = fit_weights(X, H, l1_weights=lam).weights
+    obj = lambda W: 0.5 * np.sum((X - W.T @ H) ** 2) + lam * W.sum()
+    assert obj(pen) <= obj(ref) and obj(pen) <= obj(np.clip(ref - 0.01, 0, None))
+    assert pen.sum() < ref.sum()
     with pytest.raises(InputError, match="components must have shape"):
         fit_weights(X, H[:, :10])
+    with pytest.raises(InputError, match="finite and non-negative"):
+        fit_weights(X, -H)

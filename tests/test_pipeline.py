@@ -222,3 +222,24 @@ def test_maps_keep_the_assessed_fit_when_refinement_drifts(dataset, monkeypatch)
 def test_refined_fit_is_kept_when_it_holds_the_decided_clusters(auto):
     a, _ = auto
     assert a.final_fit == "refined"
+
+
+def test_a_count_the_maps_cannot_hold_is_said(dataset, monkeypatch):
+    # neither the refined fit nor the assessed components with refitted weights hold the
+    # decided clusters: the refined fit's maps are kept and the explanation says so
+    import nmf4d.pipeline as pipeline
+    from nmf4d.nmf import NMFResult
+
+    data, truth = dataset
+
+    def flat(fd, fit, **kw):
+        H = np.repeat(fit.components.mean(axis=0, keepdims=True), fit.components.shape[0], 0)
+        W = np.repeat(fit.weights.mean(axis=0, keepdims=True), fit.weights.shape[0], 0)
+        return NMFResult(weights=W, components=H, n_iter=1, converged=True)
+
+    monkeypatch.setattr(pipeline, "refine", lambda fd, k, config, *, start=None,
+                        progress=None: flat(fd, start))
+    monkeypatch.setattr(pipeline, "refit_weights", flat)
+    a = analyse(data, AnalysisConfig.from_flat(k_range=(2, truth.k_true + 3), seed=0))
+    assert a.final_fit == "refined" and a.k != a.decision.k
+    assert f"the maps show the refined fit's {a.k}" in a.decision.explanation

@@ -211,8 +211,9 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     with timer("maps"), progress.counting("maps: one pass over the data", fd.n_blocks):
         found, maps = cluster_stage(fit, fd, record, config, given=given, decision=decision)
         if decision is not None and found.n_clusters != decision.k:
-            fit, found, maps = _assessed_fit(fd, sweep.fits[k], record, config, decision,
-                                             (fit, found, maps))
+            with progress.counting("maps: weights refitted (one pass)", fd.n_blocks):
+                fit, found, maps = _assessed_fit(fd, sweep.fits[k], record, config, decision,
+                                                 (fit, found, maps))
         rel, clusters, explorer = _maps_pass(fd, fit, maps, explorer=config.report.explorer)
         _fill_nothing(maps, clusters)
     progress.event("maps", rel)
@@ -251,9 +252,13 @@ def _assessed_fit(fd, assessed, record, config, decision, refined):
     decision's explanation.
     """
     fit, found, maps = refined
-    kept = refit_weights(fd, assessed)
+    kept = refit_weights(fd, assessed, l1_weights=config.fit.l1_weights)
     k_found, m_found = cluster_stage(kept, fd, record, config, given=False, decision=decision)
     if abs(k_found.n_clusters - decision.k) >= abs(found.n_clusters - decision.k):
+        decision.explanation += (
+            f"; the fit refined on the full data holds {found.n_clusters} clusters, not "
+            f"{decision.k} (with the assessed components and refitted weights: "
+            f"{k_found.n_clusters}): the maps show the refined fit's {found.n_clusters}")
         return refined
     decision.explanation += (
         f"; the fit refined on the full data held {found.n_clusters} clusters, not "

@@ -60,19 +60,23 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
 
 
 
-def refit_weights(data: "FittingData", fit: NMFResult) -> NMFResult:
+def refit_weights(data: "FittingData", fit: NMFResult, *, l1_weights: float = 0.0
+                  ) -> NMFResult:
     """The weights of ``fit``'s components refitted to the full data, the components kept.
 
     With the components fixed, the weights are a convex problem (non-negative least
     squares per position, one pass over the data): unlike a joint refinement they cannot
-    drift to another factorisation of nearly equal loss. Used when the refined fit no
-    longer holds the clusters the decision counted (:func:`nmf4d.decision.consistent_fit`).
+    drift to another factorisation of nearly equal loss. The pipeline uses it when the
+    refined fit no longer holds the clusters the decision counted
+    (``nmf4d.pipeline._assessed_fit``).
 
     Parameters
     ----------
     data : FittingData
     fit : NMFResult
-        In input units (the sweep's fit of the chosen rank).
+        In input units (the sweep's fit of the chosen rank); its weights are replaced.
+    l1_weights : float
+        The final fit's L1 penalty on the weights (``config.fit.l1_weights``).
 
     Returns
     -------
@@ -81,7 +85,7 @@ def refit_weights(data: "FittingData", fit: NMFResult) -> NMFResult:
     """
     from .execution import blas_threads
 
-    Wt, H = data.to_fitting(fit)
+    _, H = data.to_fitting(fit)
     with blas_threads(1):
-        res = fit_weights(data.fit_op, H, start=Wt)
+        res = fit_weights(data.fit_op, H, l1_weights=l1_weights)
     return data.to_input(res, sort=False)

@@ -8,7 +8,7 @@ import numpy as np
 from ..errors import InputError
 from ..options import INITS
 from ._blocked import InMemoryOperator
-from ._hals import hals, w_step
+from ._hals import hals
 from ._init import nndsvd, spa_components
 from .protocols import DataOperator, IterationCallback
 
@@ -216,42 +216,63 @@ def non_negative_factorization(X, k: int, *, init: str = "spa", max_iter: int = 
                      n_iter=n_iter, converged=converged, history=history)
 
 
-def fit_weights(X, components: np.ndarray, *, start: np.ndarray | None = None,
-                sweeps: int = 50, eps: float = 0.01) -> NMFResult:
-    """Non-negative weights of fixed components: ``min_{W >= 0} ||X - W H||_F``.
+def fit_weights(X, components: np.ndarray, *, l1_weights: float = 0.0) -> NMFResult:
+    """Non-negative weights of fixed components, exactly:
+    ``min_{W >= 0} 0.5 ||X - W H||_F^2 + l1_weights * sum(W)``.
 
-    One pass over the data (``H X^T``), then HALS sweeps of the weights until a sweep
-    changes them by less than ``eps`` times the first (sklearn's ``NMF.transform`` solves
-    the same problem; this one runs on nmf4d's data operators, which stream).
+    One pass over the data gives ``A = H X^T`` (k, n); with ``G = H H^T = L L^T``, the
+    problem of each pattern is ``min_{w >= 0} ||L^T w - L^{-1} (a - l1)||``, a k x k
+    non-negative least squares solved by ``scipy.optimize.nnls`` (Lawson-Hanson, exact).
+    sklearn's ``NMF.transform`` solves the same problem iteratively on the full matrix;
+    this one never holds more than a block of the data (streamed and sparse operators
+    too), and stays exact for nearly collinear components, where coordinate descent
+    crawls.
 
     Parameters
     ----------
     X : ndarray of shape (n_patterns, n_pixels) or a data operator
     components : ndarray of shape (k, n_pixels)
-    start : ndarray of shape (k, n_patterns), optional
-        Starting weights (default: 1/k everywhere).
-    sweeps : int
-        Cap on the sweeps.
+        Finite and non-negative.
+    l1_weights : float
+        L1 penalty on the weights (as in :func:`non_negative_factorization`).
 
     Returns
     -------
     NMFResult
-        ``components`` as given, in their order (not normalised, not sorted).
+        ``components`` as given, in their order (not normalised, not sorted); ``history``
+        holds the relative error ``||X - W H||_F / ||X||_F``.
     """
+    from scipy.linalg import cholesky, solve_triangular
+    from scipy.optimize import nnls
+
     op = as_operator(X)
     n, p = op.shape
-    H = np.asarray(components, dtype=np.float32 if op.dtype == np.float32 else np.float64)
-    k = H.shape[0]
+    H = np.asarray(components)
     if H.ndim != 2 or H.shape[1] != p:
-        raise InputError(f"components must have shape (k, {p}), got {H.shape}")
-    if start is None:
-        Wt = np.full((k, n), 1.0 / max(k, 1), dtype=H.dtype)
-    else:
-        Wt = np.array(start, dtype=H.dtype, copy=True)
-        if Wt.shape != (k, n):
-            raise InputError(f"start weights must have shape {(k, n)}, got {Wt.shape}")
-    Wt = w_step(op, Wt, H, H @ H.T, inner=int(sweeps), eps=eps, need_b=False)[0]
-    return NMFResult(weights=Wt, components=H.copy(), n_iter=1, converged=True)
+        raise InputError(f"components must have shape (k, {p}) for data of {p} pixels, "
+                         f"got {H.shape}")
+    if not np.all(np.isfinite(H)) or H.min(initial=0) < 0:
+        raise InputError("components must be finite and non-negative")
+    if l1_weights < 0:
+        raise InputError(f"l1_weights must be >= 0, got {l1_weights}")
+    H = H.astype(np.float32 if op.dtype == np.float32 else np.float64)
+    k = H.shape[0]
+    A = np.asarray(op.x_ht(H), dtype=np.float64) - l1_weights     # (k, n): the one pass
+    G = H.astype(np.float64) @ H.T.astype(np.float64)
+    # a ridge far below any component's norm keeps L defined for collinear components
+    ridge = 1e-12 * max(float(np.trace(G)) / max(k, 1), 1e-300)
+    L = cholesky(G + ridge * np.eye(k), lower=True)
+    B = solve_triangular(L, A, lower=True)
+    Lt = np.ascontiguousarray(L.T)
+    Wt = np.empty((k, n))
+    for i in range(n):
+        Wt[:, i] = nnls(Lt, B[:, i], maxiter=50 * k)[0]
+    sq_x = float(op.sq_norm())
+    A += l1_weights
+    sq_res = max(sq_x - 2.0 * float(np.sum(Wt * A)) + float(np.sum((Wt @ Wt.T) * G)), 0.0)
+    err = float(np.sqrt(sq_res / sq_x)) if sq_x > 0 else 0.0
+    return NMFResult(weights=Wt.astype(H.dtype), components=H.copy(), n_iter=1,
+                     converged=True, history=[err])
 
 
 def _fits_gpu(X, headroom: float = 2.0) -> bool:
@@ -336,7 +357,11 @@ class NMF:
         non-negative least squares per pattern (:func:`fit_weights`)."""
         if not hasattr(self, "components_"):
             raise InputError("NMF.transform: fit the estimator first")
-        return fit_weights(X, self.components_, sweeps=200, eps=1e-4).weights.T
+        op = as_operator(X)
+        if op.shape[1] != self.components_.shape[1]:
+            raise InputError(f"NMF.transform: X has {op.shape[1]} pixels per pattern, the "
+                             f"fitted components {self.components_.shape[1]}")
+        return fit_weights(op, self.components_, l1_weights=self.l1_weights).weights.T
 
     def inverse_transform(self, W: np.ndarray) -> np.ndarray:
         """``W @ components_`` for W of shape (n_patterns, k)."""

@@ -226,7 +226,9 @@ def _context(r: dict, out_dir: Path, figs: _Figures, seconds: dict) -> dict:
     orientation = orientation_context(r, out_dir)
     timings = r.get("timings@attrs", {})
     fit = [("iterations", fmt(attrs.get("n_iter"))), ("converged", fmt(attrs.get("converged"))),
-           ("relative error ‖V − WH‖/‖V‖", fmt(attrs.get("relative_error")))]
+           ("relative error ‖V − WH‖/‖V‖", fmt(attrs.get("relative_error"))),
+           ("maps from", {"weights": "the decision's components, weights refitted"}.get(
+               attrs.get("final_fit"), "the refined fit"))]
     versions = json_attr(attrs, "versions", {}) or {}
     kinds = json_attr(attrs, "background_kinds", {}) or {}
     sy, sx = labels.shape
