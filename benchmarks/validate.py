@@ -74,7 +74,8 @@ def run_nmf4d(data, meta: dict, options: dict | None = None) -> dict:
     a = analyse(np.asarray(data), AnalysisConfig.from_flat(**(options or {})))
     return dict(k=int(a.k), labels=np.asarray(a.labels), ratio=np.asarray(a.ratio),
                 background=[int(b) for b in a.background], rank=int(a.rank),
-                knee=None if a.sweep is None else a.sweep.knee)
+                knee=None if a.sweep is None else a.sweep.knee,
+                unsettled=bool(a.decision is not None and a.decision.unsettled))
 
 
 def paper_result(data, folder: Path, recompute: bool = False) -> dict:
@@ -118,7 +119,7 @@ def score(truth, res: dict) -> dict:
 
 
 NMF4D_KEYS = ("nmf4d_seconds", "nmf4d_k", "nmf4d_knee", "nmf4d_background", "ari", "iou",
-              "n_true_overlap")
+              "n_true_overlap", "nmf4d_unsettled")
 
 
 def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None,
@@ -131,14 +132,15 @@ def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None,
                k_true=int(case.truth.k_true), shape=list(data.shape), dtype=str(data.dtype),
                varies=spec.varies, truth_background=list(case.truth.background))
     if reuse is not None:
-        row.update({k: reuse[k] for k in NMF4D_KEYS})
+        row.update({k: reuse.get(k) for k in NMF4D_KEYS})
         row["nmf4d_reused"] = True
     else:
         t = time.perf_counter()
         res = run_nmf4d(data, case.meta, options)
         row["nmf4d_seconds"] = time.perf_counter() - t
         row.update(nmf4d_k=res["k"], nmf4d_knee=res.get("knee"),
-                   nmf4d_background=res.get("background"))
+                   nmf4d_background=res.get("background"),
+                   nmf4d_unsettled=res.get("unsettled", False))
         row.update(score(case.truth, res))
     if with_paper:
         p = paper_result(data, folder, recompute_paper)

@@ -57,3 +57,38 @@ def test_paper_iqa_rule_keeps_one_cluster_per_component():
     assert a.decision is None and a.selection is not None
     assert a.k == a.rank == a.selection.k == a.components.shape[0]
     assert all(len(m) == 1 for m in a.maps.members)
+
+
+def test_a_count_still_rising_at_the_top_is_flagged(monkeypatch):
+    import warnings
+
+    import nmf4d.select_k
+    from nmf4d.decision import decide_stage
+    from nmf4d.errors import DataWarning
+
+    n = 400
+    a, b, c, d = (_pattern(_lattice(t)) for t in (0, 20, 40, 60))
+    v1, v2 = _pattern(_lattice(0.4)), _pattern(_lattice(20.4))
+    # ranks 2-4 hold two orientations (variants merged); rank 5 holds four
+    layouts = {2: ([a, b], [0] * 200 + [1] * 200),
+               3: ([a, b, v1], [0] * 120 + [2] * 80 + [1] * 200),
+               4: ([a, b, v1, v2], [0] * 120 + [2] * 80 + [1] * 120 + [3] * 80),
+               5: ([a, b, c, d], [0] * 100 + [1] * 100 + [2] * 100 + [3] * 100)}
+    fits = {}
+    for r, (pats, owners) in layouts.items():
+        W, H, rs, cm = _fit(pats, np.array(owners), n=n, seed=r)
+        fits[r] = SimpleNamespace(weights=W, components=H)
+    dec = decide(_sweep(fits, knee=2), _data(rs, cm, n), {}, SelectionConfig())
+    assert dec.n_clusters.tolist() == [2, 2, 2, 4] and dec.k == 2
+    assert dec.unsettled and "has not settled inside the range" in dec.explanation
+    # settled: from a knee at 2 over ranks 2-4 only
+    settled = decide(_sweep({r: fits[r] for r in (2, 3, 4)}, knee=2), _data(rs, cm, n), {},
+                     SelectionConfig())
+    assert not settled.unsettled and "settled" not in settled.explanation
+    # the select stage warns (once per run) when the count is unsettled
+    monkeypatch.setattr(nmf4d.select_k, "select", lambda *args: SimpleNamespace(k=2))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        decide_stage(_sweep(fits, knee=2), _data(rs, cm, n), {}, SelectionConfig())
+    msgs = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
+    assert len(msgs) == 1 and "k = 2 is uncertain" in msgs[0] and "--k-range" in msgs[0]

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .clustering import FitClusters, assess_fit
+from .errors import warn_data
 
 if TYPE_CHECKING:
     from .config import SelectionConfig
@@ -48,6 +49,10 @@ class Decision:
         Ranks whose median is ``k``.
     assessments : dict int -> FitClusters
     explanation : str
+    unsettled : bool
+        The fit at the top rank holds more than ``k + 1`` clusters: the count has not
+        reached its plateau inside the range (the range is too short, or components
+        fitting noise are counted), so ``k`` is uncertain.
     """
 
     k: int
@@ -57,6 +62,7 @@ class Decision:
     considered: tuple
     assessments: dict = field(repr=False, default_factory=dict)
     explanation: str = ""
+    unsettled: bool = False
 
 
 def noise_model(record: dict) -> tuple[float, float]:
@@ -107,9 +113,20 @@ def decide(sweep: "SweepResult", data: "FittingData", record: dict,
     if f.dropped:
         parts.append("components " + ", ".join(map(str, f.dropped)) + " own too few "
                      "positions (noise) and were dropped")
+    unsettled = bool(counts[-1] > k_star + 1)
+    if unsettled:
+        parts.append(f"the fit at the top rank, {ranks[-1]}, still holds {counts[-1]} "
+                     f"distinct patterns, more than {k_star} + 1: the count has not settled "
+                     "inside the range (" + UNSETTLED_HINT + ")")
     return Decision(k=k_star, rank=rank, ranks=np.array(ranks), n_clusters=counts,
                     considered=(lo, ranks[-1]), assessments=found,
-                    explanation="; ".join(parts))
+                    explanation="; ".join(parts), unsettled=unsettled)
+
+
+#: What an unsettled count means, in the explanation and the warning.
+UNSETTLED_HINT = ("the scan may hold more distinct patterns than the range reaches: widen "
+                  "--k-range; or components fitting noise are counted, as on low-dose "
+                  "scans: treat k as uncertain")
 
 
 def _spread(values) -> str:
@@ -127,6 +144,9 @@ def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
     if config.rule != "clusters":
         return selection, None, selection.k
     decision = decide(sweep, data, record, config)
+    if decision.unsettled:
+        warn_data(f"k = {decision.k} is uncertain: the fit at rank {decision.ranks[-1]} still "
+                  f"holds {decision.n_clusters[-1]} distinct patterns ({UNSETTLED_HINT})")
     return selection, decision, decision.rank
 
 

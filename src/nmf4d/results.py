@@ -189,6 +189,7 @@ def _write_cluster_maps(f: h5py.File, a) -> None:
         g.attrs["chosen_rank"] = int(d.rank)
         g.attrs["considered"] = np.asarray(d.considered, np.int32)
         g.attrs["explanation"] = d.explanation
+        g.attrs["unsettled"] = bool(d.unsettled)
         g.attrs["per_rank"] = json.dumps({str(k): {
             "n_clusters": int(fc.n_clusters), "background": [int(c) for c in fc.background],
             "kinds": {str(c): v for c, v in fc.kinds.items()},
