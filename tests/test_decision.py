@@ -91,4 +91,5 @@ def test_a_count_still_rising_at_the_top_is_flagged(monkeypatch):
         warnings.simplefilter("always")
         decide_stage(_sweep(fits, knee=2), _data(rs, cm, n), {}, SelectionConfig())
     msgs = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
-    assert len(msgs) == 1 and "k = 2 is uncertain" in msgs[0] and "--k-range" in msgs[0]
+    assert len(msgs) == 1 and "distinct patterns is uncertain (median 2" in msgs[0]
+    assert "--k-range" in msgs[0]

@@ -145,8 +145,9 @@ def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
         return selection, None, selection.k
     decision = decide(sweep, data, record, config)
     if decision.unsettled:
-        warn_data(f"k = {decision.k} is uncertain: the fit at rank {decision.ranks[-1]} still "
-                  f"holds {decision.n_clusters[-1]} distinct patterns ({UNSETTLED_HINT})")
+        warn_data(f"the number of distinct patterns is uncertain (median {decision.k} over "
+                  f"the fits from the knee up; the fit at rank {decision.ranks[-1]} still "
+                  f"holds {decision.n_clusters[-1]}): {UNSETTLED_HINT}")
     return selection, decision, decision.rank
 
 
