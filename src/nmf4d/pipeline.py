@@ -254,15 +254,14 @@ def _assessed_fit(fd, assessed, record, config, decision, refined):
     fit, found, maps = refined
     kept = refit_weights(fd, assessed, l1_weights=config.fit.l1_weights)
     k_found, m_found = cluster_stage(kept, fd, record, config, given=False, decision=decision)
+    why = f"; the fit refined on the full data holds {found.n_clusters} clusters, not {decision.k}"
     if abs(k_found.n_clusters - decision.k) >= abs(found.n_clusters - decision.k):
         decision.explanation += (
-            f"; the fit refined on the full data holds {found.n_clusters} clusters, not "
-            f"{decision.k} (with the assessed components and refitted weights: "
+            f"{why} (with the assessed components and refitted weights: "
             f"{k_found.n_clusters}): the maps show the refined fit's {found.n_clusters}")
         return refined
     decision.explanation += (
-        f"; the fit refined on the full data held {found.n_clusters} clusters, not "
-        f"{decision.k}: the maps keep the components of the rank-{decision.rank} fit the "
+        f"{why}: the maps keep the components of the rank-{decision.rank} fit the "
         "decision assessed, with their weights refitted to the full data")
     return kept, k_found, m_found
 

@@ -59,7 +59,6 @@ def refine(data: "FittingData", k: int, config: "AnalysisConfig", *,
     return data.to_input(res, sort=start is None)
 
 
-
 def refit_weights(data: "FittingData", fit: NMFResult, *, l1_weights: float = 0.0
                   ) -> NMFResult:
     """The weights of ``fit``'s components refitted to the full data, the components kept.

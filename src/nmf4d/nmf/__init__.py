@@ -39,7 +39,8 @@ from ._weighting import apply_scales, poisson_scales, rescale, scales_from_sums,
 from .protocols import DataOperator, FullDataOperator, FusedWeightStep, IterationCallback
 
 __all__ = ["NMF", "NMFResult", "non_negative_factorization", "normalise_factors",
-           "sort_by_weight", "fit_weights", "initialise", "check_k", "as_operator", "hals", "smooth_scan",
+           "sort_by_weight", "fit_weights", "initialise", "check_k", "as_operator", "hals",
+           "smooth_scan",
            "BlockOperator", "InMemoryOperator", "LowRankOperator", "kernels", "combine_stats",
            "SPARSE_DENSITY", "vstack_rows",
            "poisson_scales", "scales_from_sums", "apply_scales", "unscale", "rescale",

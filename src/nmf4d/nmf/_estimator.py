@@ -257,18 +257,17 @@ def fit_weights(X, components: np.ndarray, *, l1_weights: float = 0.0) -> NMFRes
         raise InputError(f"l1_weights must be >= 0, got {l1_weights}")
     H = H.astype(np.float32 if op.dtype == np.float32 else np.float64)
     k = H.shape[0]
-    A = np.asarray(op.x_ht(H), dtype=np.float64) - l1_weights     # (k, n): the one pass
+    A = np.asarray(op.x_ht(H), dtype=np.float64)                  # (k, n): the one pass
     G = H.astype(np.float64) @ H.T.astype(np.float64)
     # a ridge far below any component's norm keeps L defined for collinear components
     ridge = 1e-12 * max(float(np.trace(G)) / max(k, 1), 1e-300)
     L = cholesky(G + ridge * np.eye(k), lower=True)
-    B = solve_triangular(L, A, lower=True)
+    B = solve_triangular(L, A - l1_weights, lower=True)
     Lt = np.ascontiguousarray(L.T)
     Wt = np.empty((k, n))
     for i in range(n):
         Wt[:, i] = nnls(Lt, B[:, i], maxiter=50 * k)[0]
     sq_x = float(op.sq_norm())
-    A += l1_weights
     sq_res = max(sq_x - 2.0 * float(np.sum(Wt * A)) + float(np.sum((Wt @ Wt.T) * G)), 0.0)
     err = float(np.sqrt(sq_res / sq_x)) if sq_x > 0 else 0.0
     return NMFResult(weights=Wt.astype(H.dtype), components=H.copy(), n_iter=1,
