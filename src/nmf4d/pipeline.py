@@ -201,7 +201,8 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                                k_range=k_range, progress=progress)
         timer.add_parts("sweep", sweep.timings)
         with timer("select"):
-            selection, decision, k = decide_stage(sweep, fd, record, config.selection)
+            selection, decision, k = decide_stage(sweep, fd, record, config.selection,
+                                                   seed=config.seed)
         progress.event("select", decision or selection)
     with timer("refine"):
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,

@@ -1,0 +1,246 @@
+"""A held-out test of the clusters: do two clusters differ on counts they were not fitted to?
+
+At low dose NMF can split one region (a film, a diffuse background, one grain) into
+several components that each fit part of its noise; every test of :mod:`nmf4d.clustering`
+is in-sample (the components were fitted to the very counts the tests look at), so such
+splits pass them. Count splitting (binomial thinning; Neufeld, Dharamshi, Gao & Witten,
+"Inference after latent variable estimation for single-cell RNA sequencing data", 2023)
+gives two independent halves of Poisson counts: each count of ``D`` goes to ``A`` with
+probability 1/2, ``B = D - A``; for Poisson data A and B are independent Poisson with half
+the mean each. For every pair of clusters (i, j) of the decision's fit:
+
+1. **Split on A**: the positions of i and j are ordered by the log-likelihood ratio of
+   their A-counts under the two clusters' mean patterns (multinomial, the position's own
+   counts left out of its own cluster's mean, so a position is not scored against a
+   pattern made of its own noise), averaged over the 3x3 scan neighbours that belong to
+   the pair (a crystal region is contiguous; noise is independent per position); the
+   ``n_j`` highest go to side j, the rest to side i.
+2. **Test on B**: the summed B-counts of the two sides (binned to at most 64x64 pixels)
+   are compared by the chi-square test of homogeneity, standardised:
+   ``z = (X^2 - dof) / sqrt(2 dof)``. The split never saw B, so when i and j are one
+   pattern the two sides' B-counts differ by noise only: z is about N(0, 1). Two distinct
+   patterns give z in the tens to thousands.
+3. Pairs with ``z < heldout_z`` (default 1: less than one standard deviation above what
+   noise gives) are merged (single linkage), each cluster owning at least the minimum
+   cluster size. Merging only happens on evidence of *no* held-out difference, and the
+   split is made on A alone, so the in-sample fit cannot make a noise split look
+   reproducible.
+
+The test needs counts: it runs when the preprocessed data are non-negative integers (no
+interpolating descan correction, no dark subtraction that leaves fractions), otherwise it
+is skipped and says why. Thinning is seeded per position (``seed``, row), so results
+are reproducible and do not depend on the executor or the blocks.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+#: Patterns are sum-binned to at most this many pixels across for the chi-square test.
+TEST_MAX_SIZE = 64
+#: Pseudo-count added to every pixel of a cluster's summed pattern before its logarithm.
+EPS = 0.5
+
+
+@dataclass
+class HeldoutTest:
+    """Outcome of :func:`heldout_test`.
+
+    Attributes
+    ----------
+    applied : bool
+        False when the data are not counts (``reason`` says why).
+    clusters : ndarray of shape (m,), int
+        The cluster labels tested (representative component indices).
+    sizes : ndarray of shape (m,), int
+        Positions of each.
+    z : ndarray of shape (m, m)
+        Standardised held-out chi-square of every pair (inf where not tested: a cluster
+        smaller than the minimum size).
+    group : ndarray of shape (m,), int
+        The cluster each one is merged into (itself when not merged).
+    z_max : float
+    seed : int
+    reason : str
+    """
+
+    applied: bool
+    clusters: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    sizes: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    z: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    group: np.ndarray = field(default_factory=lambda: np.zeros(0, int))
+    z_max: float = 1.0
+    seed: int = 0
+    reason: str = ""
+
+    @property
+    def merged(self) -> list[list[int]]:
+        """Groups of two or more clusters merged (cluster labels)."""
+        out: dict[int, list[int]] = {}
+        for c, g in zip(self.clusters.tolist(), self.group.tolist()):
+            out.setdefault(int(g), []).append(int(c))
+        return [sorted(v) for v in out.values() if len(v) > 1]
+
+
+def thin(block: np.ndarray, seed: int, start: int) -> np.ndarray:
+    """Half A of the counts of ``block`` (rows ``start``, ``start + 1``, ...): each count
+    kept with probability 1/2, every row seeded by (``seed``, its row index), so that the
+    halves do not depend on how the rows are blocked (executor, memory budget)."""
+    X = np.asarray(block, np.int64)
+    out = np.empty(X.shape, np.float64)
+    for r in range(X.shape[0]):
+        out[r] = np.random.default_rng([int(seed), int(start) + r]).binomial(X[r], 0.5)
+    return out
+
+
+def bin_factor(pattern_shape, max_size: int = TEST_MAX_SIZE) -> int:
+    """Smallest integer factor that sum-bins ``pattern_shape`` to at most ``max_size``."""
+    return max(1, int(np.ceil(max(pattern_shape) / max_size)))
+
+
+def _binned(rows: np.ndarray, pattern_shape, f: int) -> np.ndarray:
+    if f == 1:
+        return rows
+    ky, kx = pattern_shape
+    by, bx = ky // f, kx // f
+    r = rows.reshape(-1, ky, kx)[:, :by * f, :bx * f]
+    return r.reshape(-1, by, f, bx, f).sum(axis=(2, 4)).reshape(len(rows), -1)
+
+
+def homogeneity_z(sa: np.ndarray, sb: np.ndarray) -> float:
+    """Standardised chi-square of homogeneity of two count vectors (pixels where either
+    has counts): ``(X^2 - dof) / sqrt(2 dof)``; inf when either is empty."""
+    na, nb = float(sa.sum()), float(sb.sum())
+    tot = sa + sb
+    m = tot > 0
+    dof = int(m.sum()) - 1
+    if na <= 0 or nb <= 0 or dof < 1:
+        return float("inf")
+    x2 = float(((sa[m] * np.sqrt(nb / na) - sb[m] * np.sqrt(na / nb)) ** 2 / tot[m]).sum())
+    return (x2 - dof) / np.sqrt(2.0 * dof)
+
+
+def _dense(block) -> np.ndarray:
+    return block.toarray() if hasattr(block, "toarray") else np.asarray(block)
+
+
+def is_counts(source) -> bool:
+    """Whether every block of ``source`` holds non-negative integers."""
+    def check(X):
+        X = _dense(X)
+        return bool(np.all(X >= 0) and np.all(X == np.round(X)))
+    return all(source.map(check))
+
+
+def heldout_test(source, labels: np.ndarray, scan_shape, pattern_shape, *, seed: int = 0,
+                 z_max: float = 1.0, min_size: int = 3, nothing: int | None = None
+                 ) -> HeldoutTest:
+    """The held-out test of the clusters ``labels`` (see the module docstring).
+
+    Parameters
+    ----------
+    source : nmf4d.execution.sources.BlockSource
+        The data matrix of shape (n, p), input units (counts).
+    labels : ndarray of shape (n,), int
+        Cluster of every position.
+    scan_shape, pattern_shape : (int, int)
+    seed : int
+    z_max : float
+        Pairs with a held-out z below this are merged.
+    min_size : int
+        Clusters smaller than this are not tested (too few positions to tell).
+    nothing : int, optional
+        The label of "nothing significant": never the representative of a merged group.
+
+    Returns
+    -------
+    HeldoutTest
+    """
+    labels = np.asarray(labels).ravel()
+    n = labels.size
+    if not is_counts(source):
+        return HeldoutTest(applied=False, z_max=z_max, seed=seed,
+                           reason="the data are not counts (non-integer values)")
+    clusters, inv, sizes = np.unique(labels, return_inverse=True, return_counts=True)
+    m = len(clusters)
+    blocks = source.blocks
+    per = [(s, inv[s:e]) for s, e in blocks]
+
+    def sums(X, s, lab):
+        X = _dense(X).astype(np.float64)
+        return np.stack([X[lab == c].sum(axis=0) for c in range(m)])
+    S = sum(source.map(sums, per))                                  # (m, p) cluster sums of D
+    tot = (S + EPS).sum(axis=1)
+    logmu = np.log(S + EPS) - np.log(tot)[:, None]
+
+    def scores(X, s, lab):
+        X = _dense(X).astype(np.float64)
+        A = thin(X, seed, s)
+        sc = A @ logmu.T                                            # (rows, m)
+        own = np.log(np.maximum(S[lab] - X, 0) + EPS) - \
+            np.log(tot[lab] - X.sum(axis=1))[:, None]
+        sc[np.arange(len(lab)), lab] = (A * own).sum(axis=1)        # own cluster: leave one out
+        return sc
+    sc = np.concatenate(source.map(scores, per))                    # (n, m)
+    # positions without counts carry no evidence: neither scored nor tested
+    has = np.concatenate(source.map(lambda X, s, lab: np.asarray(_dense(X).sum(axis=1)) > 0,
+                                    per))
+    active = np.bincount(inv[has], minlength=m)
+    testable = active >= min_size
+    side = {}                                                       # (i, j) -> bool (n,) side j
+    for i in range(m):
+        for j in range(i + 1, m):
+            if not (testable[i] and testable[j]):
+                continue
+            inpair = ((inv == i) | (inv == j)) & has
+            d = np.where(inpair, sc[:, j] - sc[:, i], 0.0).reshape(scan_shape)
+            w = ndimage.uniform_filter(inpair.reshape(scan_shape).astype(np.float64), 3,
+                                       mode="constant")
+            d = (ndimage.uniform_filter(d, 3, mode="constant") / np.maximum(w, 1e-12)).ravel()
+            idx = np.flatnonzero(inpair)
+            to_j = np.zeros(n, bool)
+            to_j[idx[np.argsort(-d[idx], kind="stable")[:int(active[j])]]] = True
+            side[(i, j)] = (inpair & ~to_j, to_j)
+
+    f = bin_factor(pattern_shape)
+    pairs = list(side)
+    member = np.zeros((2 * len(pairs), n), bool)                   # rows: (pair, side)
+    for t, q in enumerate(pairs):
+        member[2 * t], member[2 * t + 1] = side[q]
+
+    def bsums(X, s, lab):
+        X = _dense(X).astype(np.float64)
+        B = _binned(X - thin(X, seed, s), pattern_shape, f)
+        return member[:, s:s + len(X)].astype(np.float64) @ B
+    T = sum(source.map(bsums, per)) if pairs else np.zeros((0, 1))
+    z = np.full((m, m), np.inf)
+    for t, (i, j) in enumerate(pairs):
+        z[i, j] = z[j, i] = homogeneity_z(T[2 * t], T[2 * t + 1])
+    group = _merge(z, z_max, sizes, clusters, nothing)
+    return HeldoutTest(applied=True, clusters=clusters, sizes=sizes, z=z, group=group,
+                       z_max=z_max, seed=seed)
+
+
+def _merge(z, z_max, sizes, clusters, nothing) -> np.ndarray:
+    """Single-linkage groups of the pairs with ``z < z_max``; each group is represented by
+    its largest cluster other than ``nothing``."""
+    m = len(sizes)
+    parent = list(range(m))
+
+    def find(a):
+        while parent[a] != a:
+            a = parent[a]
+        return a
+    for i in range(m):
+        for j in range(i + 1, m):
+            if z[i, j] < z_max:
+                parent[find(j)] = find(i)
+    root = np.array([find(i) for i in range(m)])
+    rep = {}
+    for r in np.unique(root):
+        members = np.flatnonzero(root == r)
+        key = [(clusters[c] != nothing, sizes[c], -c) for c in members]
+        rep[r] = int(clusters[members[max(range(len(members)), key=lambda t: key[t])]])
+    return np.array([rep[r] for r in root])
