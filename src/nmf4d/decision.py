@@ -138,15 +138,22 @@ def _spread(values) -> str:
 
 
 def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionConfig", *,
-                  seed: int = 0) -> Decision:
+                  seed: int = 0, counts=None) -> Decision:
     """Merge the chosen rank's clusters that do not differ on held-out counts
     (:mod:`nmf4d.heldout`): the rank's grouping, labels and cluster count, and ``k``,
-    lose one cluster per merge; the explanation says which and why."""
-    from .heldout import heldout_test
+    lose one cluster per merge; the explanation says which and why. ``counts``: the 4D
+    array of counts to split (:func:`nmf4d.pipeline.heldout_counts`), default the fitted
+    data."""
+    from .heldout import counts_source, heldout_test
 
     f = decision.assessments[decision.rank]
     n = data.scan_shape[0] * data.scan_shape[1]
-    test = heldout_test(data.op.source, f.labels, data.scan_shape, data.pattern_shape,
+    source, shape = (data.op.source, data.pattern_shape) if counts is None else \
+        (counts_source(counts), tuple(counts.shape[2:]))
+    if counts is not None and tuple(counts.shape[:2]) != tuple(data.scan_shape):
+        raise ValueError(f"counts: scan shape {tuple(counts.shape[:2])} is not the data's "
+                         f"{tuple(data.scan_shape)}")
+    test = heldout_test(source, f.labels, data.scan_shape, shape,
                         seed=seed, z_max=config.heldout_z, min_size=config.min_size(n),
                         nothing=f.rank)
     decision.heldout = test
@@ -181,7 +188,7 @@ def _merged_groups(f: FitClusters) -> list:
 
 
 def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
-                 config: "SelectionConfig", *, seed: int = 0):
+                 config: "SelectionConfig", *, seed: int = 0, counts=None):
     """The select stage: the paper's level two (its IQA evidence, always) and nmf4d's
     decision (``rule="clusters"``), with the held-out test of its clusters
     (``config.heldout``). Returns ``(selection, decision or None, rank)``."""
@@ -192,7 +199,7 @@ def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
         return selection, None, selection.k
     decision = decide(sweep, data, record, config)
     if config.heldout:
-        apply_heldout(decision, data, config, seed=seed)
+        apply_heldout(decision, data, config, seed=seed, counts=counts)
     if decision.unsettled:
         warn_data(f"the number of distinct patterns is uncertain (median {decision.k} over "
                   f"the fits from the knee up; the fit at rank {decision.ranks[-1]} still "
