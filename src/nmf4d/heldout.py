@@ -86,15 +86,68 @@ class HeldoutTest:
         return [sorted(v) for v in out.values() if len(v) > 1]
 
 
-def thin(block: np.ndarray, seed: int, start: int) -> np.ndarray:
+def thin(block, seed: int, start: int) -> np.ndarray:
     """Half A of the counts of ``block`` (rows ``start``, ``start + 1``, ...): each count
-    kept with probability 1/2, every row seeded by (``seed``, its row index), so that the
-    halves do not depend on how the rows are blocked (executor, memory budget)."""
-    X = np.asarray(block, np.int64)
-    out = np.empty(X.shape, np.float64)
-    for r in range(X.shape[0]):
-        out[r] = np.random.default_rng([int(seed), int(start) + r]).binomial(X[r], 0.5)
+    kept with probability 1/2 (dense array of float64, the shape of ``block``).
+
+    A pixel with ``n`` counts keeps the number of ones among ``n`` random bits, a
+    Binomial(n, 1/2) draw. The bits are a hash (SplitMix64, Steele, Lea & Flood 2014) of
+    (``seed``, row, pixel, word), so the halves do not depend on how the rows are blocked
+    (executor, memory budget) and a whole block is drawn at once (numpy's generators give
+    no per-position stream short of one generator per row). Only non-zero pixels are drawn.
+    """
+    X = _csr(block)
+    out = np.zeros(X.shape, np.float64)
+    rows, cols = _coords(X)
+    out[rows, cols] = thin_values(X.data, rows + start, cols, seed)
     return out
+
+
+def thin_values(n: np.ndarray, rows: np.ndarray, cols: np.ndarray, seed: int) -> np.ndarray:
+    """The kept counts of the pixels (``rows``, ``cols``) holding ``n`` counts (see
+    :func:`thin`); ``rows`` are absolute row indices."""
+    n = np.asarray(n).astype(np.int64)
+    if n.size == 0:
+        return np.zeros(0)
+    words = (n + 63) // 64                            # 64 counts per random word
+    idx = np.repeat(np.arange(n.size), words)
+    j = np.arange(idx.size) - np.repeat(np.cumsum(words) - words, words)
+    h = _mix(_mix(_mix(_mix(np.full(idx.size, np.uint64(seed))) ^
+                       np.asarray(rows)[idx].astype(np.uint64)) ^
+                  np.asarray(cols)[idx].astype(np.uint64)) ^ j.astype(np.uint64))
+    left = np.clip(n[idx] - 64 * j, 0, 64).astype(np.uint64)   # counts in this word
+    part = left < 64
+    h[part] &= (np.uint64(1) << left[part]) - np.uint64(1)
+    return np.bincount(idx, weights=_popcount(h), minlength=n.size)
+
+
+def _csr(block):
+    from scipy import sparse
+
+    return block.tocsr() if sparse.issparse(block) else sparse.csr_array(np.asarray(block))
+
+
+def _coords(X) -> tuple[np.ndarray, np.ndarray]:
+    """(row, column) of every stored value of a CSR matrix, in storage order."""
+    return np.repeat(np.arange(X.shape[0]), np.diff(X.indptr)), X.indices
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's step and finaliser on an array of uint64 (wrapping arithmetic)."""
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], np.uint8)
+
+
+def _popcount(words: np.ndarray) -> np.ndarray:
+    if hasattr(np, "bitwise_count"):                  # numpy >= 2.0
+        return np.bitwise_count(words).astype(np.float64)
+    return _POPCOUNT8[words.view(np.uint8).reshape(-1, 8)].sum(axis=1).astype(np.float64)
 
 
 def bin_factor(pattern_shape, max_size: int = TEST_MAX_SIZE) -> int:
@@ -102,13 +155,23 @@ def bin_factor(pattern_shape, max_size: int = TEST_MAX_SIZE) -> int:
     return max(1, int(np.ceil(max(pattern_shape) / max_size)))
 
 
-def _binned(rows: np.ndarray, pattern_shape, f: int) -> np.ndarray:
-    if f == 1:
-        return rows
+def _binned_map(pattern_shape, f: int) -> tuple[np.ndarray, int]:
+    """Bin of every pixel when sum-binning by ``f`` (-1 for edge pixels that do not fill a
+    bin) and the number of bins."""
     ky, kx = pattern_shape
     by, bx = ky // f, kx // f
-    r = rows.reshape(-1, ky, kx)[:, :by * f, :bx * f]
-    return r.reshape(-1, by, f, bx, f).sum(axis=(2, 4)).reshape(len(rows), -1)
+    yy, xx = np.divmod(np.arange(ky * kx), kx)
+    b = (yy // f) * bx + xx // f
+    b[(yy >= by * f) | (xx >= bx * f)] = -1
+    return b, by * bx
+
+
+def _rows_dot(rows, cols, values, logmu, n_rows) -> np.ndarray:
+    """``V @ logmu.T`` for the sparse V given by (rows, cols, values): (n_rows, m)."""
+    from scipy import sparse
+
+    V = sparse.csr_array((values, (rows, cols)), shape=(n_rows, logmu.shape[1]))
+    return np.asarray(V @ logmu.T)
 
 
 def homogeneity_z(sa: np.ndarray, sb: np.ndarray) -> float:
@@ -122,18 +185,6 @@ def homogeneity_z(sa: np.ndarray, sb: np.ndarray) -> float:
         return float("inf")
     x2 = float(((sa[m] * np.sqrt(nb / na) - sb[m] * np.sqrt(na / nb)) ** 2 / tot[m]).sum())
     return (x2 - dof) / np.sqrt(2.0 * dof)
-
-
-def _dense(block) -> np.ndarray:
-    return block.toarray() if hasattr(block, "toarray") else np.asarray(block)
-
-
-def is_counts(source) -> bool:
-    """Whether every block of ``source`` holds non-negative integers."""
-    def check(X):
-        X = _dense(X)
-        return bool(np.all(X >= 0) and np.all(X == np.round(X)))
-    return all(source.map(check))
 
 
 def counts_source(counts):
@@ -176,32 +227,43 @@ def heldout_test(source, labels: np.ndarray, scan_shape, pattern_shape, *, seed:
     """
     labels = np.asarray(labels).ravel()
     n = labels.size
-    if not is_counts(source):
-        return HeldoutTest(applied=False, z_max=z_max, seed=seed,
-                           reason="the data are not counts (non-integer values)")
     clusters, inv, sizes = np.unique(labels, return_inverse=True, return_counts=True)
     m = len(clusters)
     blocks = source.blocks
     per = [(s, inv[s:e]) for s, e in blocks]
 
     def sums(X, s, lab):
-        X = _dense(X).astype(np.float64)
-        return np.stack([X[lab == c].sum(axis=0) for c in range(m)])
-    S = sum(source.map(sums, per))                                  # (m, p) cluster sums of D
+        X = _csr(X).astype(np.float64)
+        v = X.data
+        counts = bool(np.all(v >= 0) and np.all(v == np.round(v)))
+        onehot = np.zeros((len(lab), m))
+        onehot[np.arange(len(lab)), lab] = 1.0
+        return (X.T @ onehot).T, counts
+    parts = source.map(sums, per)
+    if not all(c for _, c in parts):
+        return HeldoutTest(applied=False, z_max=z_max, seed=seed,
+                           reason="the data are not counts (non-integer values)")
+    S = sum(p for p, _ in parts)                                    # (m, p) cluster sums of D
     tot = (S + EPS).sum(axis=1)
     logmu = np.log(S + EPS) - np.log(tot)[:, None]
 
     def scores(X, s, lab):
-        X = _dense(X).astype(np.float64)
-        A = thin(X, seed, s)
-        own = np.log(np.maximum(S[lab] - X, 0) + EPS) - \
-            np.log(tot[lab] - X.sum(axis=1))[:, None]
+        X = _csr(X).astype(np.float64)
+        rows, cols = _coords(X)
+        a = thin_values(X.data, rows + s, cols, seed)
+        # own cluster, leaving the position out: log(S - x + eps) = log(S + eps) +
+        # log1p(-x / (S + eps)), the correction non-zero only where x is; the total too
+        corr = np.log1p(-X.data / (S[lab[rows], cols] + EPS))
+        xsum = np.bincount(rows, weights=X.data, minlength=len(lab))
+        shift = np.log(tot[lab]) - np.log(tot[lab] - xsum)
         out = []
-        for half in (A, X - A):                                     # split on A, then on B
-            sc = half @ logmu.T                                     # (rows, m)
-            sc[np.arange(len(lab)), lab] = (half * own).sum(axis=1)  # own cluster: leave one out
+        for v in (a, X.data - a):                                   # split on A, then on B
+            sc = _rows_dot(rows, cols, v, logmu, len(lab))         # (rows, m)
+            own = np.bincount(rows, weights=v * corr, minlength=len(lab))
+            sc[np.arange(len(lab)), lab] += own + np.bincount(
+                rows, weights=v, minlength=len(lab)) * shift
             out.append(sc)
-        return np.stack(out), X.sum(axis=1) > 0
+        return np.stack(out), xsum > 0
     parts = source.map(scores, per)
     sc = np.concatenate([p[0] for p in parts], axis=1)              # (2, n, m)
     # positions without counts carry no evidence: neither scored nor tested
@@ -222,15 +284,22 @@ def heldout_test(source, labels: np.ndarray, scan_shape, pattern_shape, *, seed:
             to_j[idx[np.argsort(-d[idx], kind="stable")[:int(active[j])]]] = True
             member[h, 2 * t], member[h, 2 * t + 1] = inpair & ~to_j, to_j
 
-    f = bin_factor(pattern_shape)
+    bins, n_bins = _binned_map(pattern_shape, bin_factor(pattern_shape))
 
     def sums_other(X, s, lab):
-        X = _dense(X).astype(np.float64)
-        A = thin(X, seed, s)
-        e = s + len(X)
+        from scipy import sparse
+
+        X = _csr(X).astype(np.float64)
+        rows, cols = _coords(X)
+        a = thin_values(X.data, rows + s, cols, seed)
+        keep = bins[cols] >= 0
+        out = []
         # the split made on A is tested on B, the split made on B on A
-        return np.stack([member[0, :, s:e].astype(np.float64) @ _binned(X - A, pattern_shape, f),
-                         member[1, :, s:e].astype(np.float64) @ _binned(A, pattern_shape, f)])
+        for h, v in ((0, X.data - a), (1, a)):
+            Bb = sparse.csr_array((v[keep], (rows[keep], bins[cols[keep]])),
+                                  shape=(len(lab), n_bins))
+            out.append((Bb.T @ member[h, :, s:s + len(lab)].T.astype(np.float64)).T)
+        return np.stack(out)
     T = sum(source.map(sums_other, per)) if pairs else np.zeros((2, 0, 1))
     z = np.full((m, m), np.inf)
     for t, (i, j) in enumerate(pairs):

@@ -325,8 +325,10 @@ def heldout_counts(raw, pre, record: dict):
     """The counts the held-out test splits (:mod:`nmf4d.heldout`): the input with the
     steps that keep counts (the dark offset, crop, bin, mask) and without those that do
     not (descan interpolation, filter, scale, normalise). Uncorrected descan only makes
-    the test stricter (two scan regions then differ by a shift too). None when a dark
-    frame was subtracted (not counts)."""
+    the test stricter (two scan regions then differ by a shift too). None when the
+    fitted data are those counts already (no step changed them: the test then reads the
+    fitted data, held sparse where they are) or when a dark frame was subtracted (not
+    counts: the test says so on the fitted data)."""
     from dataclasses import replace
 
     dark = record.get("dark") or {}
@@ -335,10 +337,12 @@ def heldout_counts(raw, pre, record: dict):
     offset = float(dark.get("offset") or 0.0)
     steps = replace(pre, dark=offset if offset > 0 else "off", centre="off", filter="raw",
                     scale=None, normalise=None)
-    if offset <= 0 and steps.crop is None and steps.centre_crop is None and \
-            steps.bin in (1, (1, 1)) and steps.mask_radius is None:
-        return raw
-    return preprocess(raw, steps).data
+    kept = offset <= 0 and steps.crop is None and steps.centre_crop is None and \
+        steps.bin in (1, (1, 1)) and steps.mask_radius is None
+    if kept and not (record.get("centre") or {}).get("applied") and pre.filter == "raw" \
+            and pre.scale is None and pre.normalise is None:
+        return None
+    return raw if kept else preprocess(raw, steps).data
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):
