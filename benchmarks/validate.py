@@ -228,12 +228,16 @@ def print_tables(rows: list[dict], summary: dict) -> None:
 
 
 def _parse_sets(items) -> dict:
-    """``["ortho=0", "k_range=2:30"]`` -> flat options, numbers as int/float."""
+    """``["ortho=0", "k_range=2:30", "heldout=false"]`` -> flat options, numbers as
+    int/float, true/false as bool."""
     out = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name:
             raise SystemExit(f"--set {item!r}: expected NAME=VALUE")
+        if value.lower() in ("true", "false"):
+            out[name] = value.lower() == "true"
+            continue
         for cast in (int, float):
             try:
                 value = cast(value)
@@ -246,7 +250,8 @@ def _parse_sets(items) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--half", choices=("design", "holdout", "fresh"), default="design")
+    ap.add_argument("--half", choices=("design", "holdout", "fresh", "fresh2"),
+                    default="design")
     ap.add_argument("--only", default=None)
     ap.add_argument("--no-paper", action="store_true", help="skip the paper's sweep "
                     "(cached results are still reported when present)")
@@ -264,13 +269,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="JSON output (default "
                     "benchmarks/results/validate_<half>.json)")
     ap.add_argument("--confirm-holdout", action="store_true",
-                    help="allow --half holdout or fresh (only to report a finished rule)")
+                    help="allow --half holdout, fresh or fresh2 (only to report a finished rule)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a flat nmf4d option replacing its default (repeatable), e.g. "
                          "--set ortho=0: measure a variant with the same scoring")
     args = ap.parse_args(argv)
     options = _parse_sets(args.set)
-    if args.half in ("holdout", "fresh") and not args.confirm_holdout:
+    if args.half in ("holdout", "fresh", "fresh2") and not args.confirm_holdout:
         print(f"refusing --half {args.half} without --confirm-holdout: the held-out half is for "
               "reporting a finished rule, not for designing one", file=sys.stderr)
         return 2

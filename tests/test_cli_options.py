@@ -29,7 +29,7 @@ CHANGED = {"dark": 12.5, "centre": "on", "k": 7, "rule": "paper-iqa", "k_range":
            "precession": 0.5, "beam_centre": (64.5, 63.0), "explorer": False,
            "phases": ("/c/al.cif", "/c/ti.cif"), "phase_names": ("Al", "Ti"),
            "resolution": 0.5, "refine_positions": True, "merge_tolerance": 1.0,
-           "report": False}
+           "report": False, "heldout": False}
 
 
 def _parse(argv):

@@ -89,7 +89,7 @@ def test_a_count_still_rising_at_the_top_is_flagged(monkeypatch):
     monkeypatch.setattr(nmf4d.select_k, "select", lambda *args: SimpleNamespace(k=2))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        decide_stage(_sweep(fits, knee=2), _data(rs, cm, n), {}, SelectionConfig())
+        decide_stage(_sweep(fits, knee=2), _data(rs, cm, n), {}, SelectionConfig(heldout=False))
     msgs = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     assert len(msgs) == 1 and "distinct patterns is uncertain (median 2" in msgs[0]
     assert "--k-range" in msgs[0]

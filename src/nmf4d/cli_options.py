@@ -136,6 +136,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--k", "k", "'auto' (both decision levels) or a number", _int_or_auto("selection.k")),
     Option("--rule", "rule", "how --k auto decides: clusters (distinct patterns of the fits "
            "from the knee up; default) or paper-iqa (nmf4d 0.1's IQA-based level two)"),
+    Option("--no-heldout", "heldout", "do not merge the decision's clusters that do not "
+           "differ on held-out counts (count splitting; see the README)", switch=True,
+           switch_value=False),
     Option("--k-range", "k_range", "MIN:MAX range of k for --k auto (default 2:20, capped at "
            "the number of patterns)", str, lambda r: f"{r[0]}:{r[1]}", metavar="MIN:MAX"),
     Option("--dark", "dark", "detector offset subtracted first: auto (estimated from the "

@@ -316,6 +316,8 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
         for c in range(k):
             if alive[c]:
                 parent[c] = int(grouping[c])
+        if len(grouping) > k and int(grouping[k]) != k:     # "nothing" merged into a cluster
+            parent[k] = int(grouping[k])
     for _ in range(0 if keep_all or grouping is not None else k):   # drop the component owning fewest, relabel
         counts = np.bincount(labels, minlength=k + 1)
         small = [c for c in range(k) if alive[c] and counts[c] < min_size]

@@ -53,6 +53,8 @@ class Decision:
         The fit at the top rank holds more than ``k + 1`` clusters: the count has not
         reached its plateau inside the range (the range is too short, or components
         fitting noise are counted), so ``k`` is uncertain.
+    heldout : nmf4d.heldout.HeldoutTest or None
+        The held-out test of the chosen rank's clusters (:func:`apply_heldout`).
     """
 
     k: int
@@ -63,6 +65,7 @@ class Decision:
     assessments: dict = field(repr=False, default_factory=dict)
     explanation: str = ""
     unsettled: bool = False
+    heldout: object = None
 
 
 def noise_model(record: dict) -> tuple[float, float]:
@@ -134,16 +137,69 @@ def _spread(values) -> str:
     return str(lo) if lo == hi else f"{lo} to {hi}"
 
 
+def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionConfig", *,
+                  seed: int = 0, counts=None) -> Decision:
+    """Merge the chosen rank's clusters that do not differ on held-out counts
+    (:mod:`nmf4d.heldout`): the rank's grouping, labels and cluster count, and ``k``,
+    lose one cluster per merge; the explanation says which and why. ``counts``: the 4D
+    array of counts to split (:func:`nmf4d.pipeline.heldout_counts`), default the fitted
+    data."""
+    from .heldout import counts_source, heldout_test
+
+    f = decision.assessments[decision.rank]
+    n = data.scan_shape[0] * data.scan_shape[1]
+    source, shape = (data.op.source, data.pattern_shape) if counts is None else \
+        (counts_source(counts), tuple(counts.shape[2:]))
+    if counts is not None and tuple(counts.shape[:2]) != tuple(data.scan_shape):
+        raise ValueError(f"counts: scan shape {tuple(counts.shape[:2])} is not the data's "
+                         f"{tuple(data.scan_shape)}")
+    test = heldout_test(source, f.labels, data.scan_shape, shape,
+                        seed=seed, z_max=config.heldout_z, min_size=config.min_size(n),
+                        nothing=f.rank)
+    decision.heldout = test
+    if not test.applied:
+        decision.explanation += f"; the held-out test was skipped: {test.reason}"
+        return decision
+    groups = test.merged
+    if not groups:
+        decision.explanation += (f"; every pair of clusters differs on held-out counts "
+                                 f"(z >= {config.heldout_z:g})")
+        return decision
+    to = dict(zip(test.clusters.tolist(), test.group.tolist()))
+    f.cluster_of = np.array([to.get(int(c), int(c)) if c >= 0 else -1 for c in f.cluster_of])
+    f.labels = np.array([to[int(v)] for v in f.labels]) if f.labels.size else f.labels
+    removed = f.n_clusters - len(np.unique(f.labels))
+    f.n_clusters -= removed
+    f.merged = _merged_groups(f)
+    decision.k = max(1, decision.k - removed)
+    decision.explanation += (
+        "; clusters " + "; ".join("+".join(map(str, g)) for g in groups) + " do not differ "
+        f"on held-out counts (split on one binomial half of the counts, tested on the other: "
+        f"z < {config.heldout_z:g}) and are merged: {decision.k} distinct patterns")
+    return decision
+
+
+def _merged_groups(f: FitClusters) -> list:
+    groups: dict[int, list[int]] = {}
+    for c in range(f.rank):
+        if f.cluster_of[c] >= 0:
+            groups.setdefault(int(f.cluster_of[c]), []).append(c)
+    return [g for g in groups.values() if len(g) > 1]
+
+
 def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
-                 config: "SelectionConfig"):
+                 config: "SelectionConfig", *, seed: int = 0, counts=None):
     """The select stage: the paper's level two (its IQA evidence, always) and nmf4d's
-    decision (``rule="clusters"``). Returns ``(selection, decision or None, rank)``."""
+    decision (``rule="clusters"``), with the held-out test of its clusters
+    (``config.heldout``). Returns ``(selection, decision or None, rank)``."""
     from .select_k import select
 
     selection = select(sweep, data, config)
     if config.rule != "clusters":
         return selection, None, selection.k
     decision = decide(sweep, data, record, config)
+    if config.heldout:
+        apply_heldout(decision, data, config, seed=seed, counts=counts)
     if decision.unsettled:
         warn_data(f"the number of distinct patterns is uncertain (median {decision.k} over "
                   f"the fits from the knee up; the fit at rank {decision.ranks[-1]} still "

@@ -183,7 +183,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     progress = progress or Progress()
     timer = StageTimer()
     with timer("preprocess"):
-        arr, record, artifacts, calibration, phases = _prepare_input(data, config, progress)
+        arr, record, artifacts, calibration, phases, raw = _prepare_input(data, config, progress)
     sy, sx, ky, kx = arr.shape
     k, k_range = resolve_k(config, sy * sx, ky * kx)
     with timer("load"):
@@ -201,7 +201,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                                k_range=k_range, progress=progress)
         timer.add_parts("sweep", sweep.timings)
         with timer("select"):
-            selection, decision, k = decide_stage(sweep, fd, record, config.selection)
+            selection, decision, k = _select(sweep, fd, record, config, raw)
         progress.event("select", decision or selection)
     with timer("refine"):
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,
@@ -210,10 +210,11 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     refined = fit
     with timer("maps"), progress.counting("maps: one pass over the data", fd.n_blocks):
         found, maps = cluster_stage(fit, fd, record, config, given=given, decision=decision)
-        if decision is not None and found.n_clusters != decision.k:
+        merged = _heldout_merged(decision)
+        if decision is not None and (found.n_clusters != decision.k or merged):
             with progress.counting("maps: weights refitted (one pass)", fd.n_blocks):
                 fit, found, maps = _assessed_fit(fd, sweep.fits[k], record, config, decision,
-                                                 (fit, found, maps))
+                                                 (fit, found, maps), tested=merged)
         rel, clusters, explorer = _maps_pass(fd, fit, maps, explorer=config.report.explorer)
         _fill_nothing(maps, clusters)
     progress.event("maps", rel)
@@ -239,7 +240,7 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
                     orientation=orientation, artifacts=artifacts)
 
 
-def _assessed_fit(fd, assessed, record, config, decision, refined):
+def _assessed_fit(fd, assessed, record, config, decision, refined, *, tested: bool = False):
     """The maps when the refined fit no longer holds the clusters the decision counted.
 
     Refining all factors on the full data can move nearly collinear components (grains
@@ -248,12 +249,19 @@ def _assessed_fit(fd, assessed, record, config, decision, refined):
     decision assessed. The assessed fit's components are then kept and only their
     weights refitted to the full data (:func:`nmf4d.refine.refit_weights`, a convex
     problem); of the two, the fit whose cluster count is nearer the decision's is used
-    (the refined one on a tie). Returns ``(fit, found, maps)`` and says why in the
-    decision's explanation.
+    (the refined one on a tie). When the held-out test merged clusters (``tested``), the
+    assessed components are the ones whose clusters it tested: they are kept unless
+    their count is farther from the decision's. Returns ``(fit, found, maps)`` and says
+    why in the decision's explanation.
     """
     fit, found, maps = refined
     kept = refit_weights(fd, assessed, l1_weights=config.fit.l1_weights)
     k_found, m_found = cluster_stage(kept, fd, record, config, given=False, decision=decision)
+    if tested and abs(k_found.n_clusters - decision.k) <= abs(found.n_clusters - decision.k):
+        decision.explanation += (
+            f"; the maps keep the components of the rank-{decision.rank} fit whose clusters "
+            "the held-out test merged, with their weights refitted to the full data")
+        return kept, k_found, m_found
     why = f"; the fit refined on the full data holds {found.n_clusters} clusters, not {decision.k}"
     if abs(k_found.n_clusters - decision.k) >= abs(found.n_clusters - decision.k):
         decision.explanation += (
@@ -300,6 +308,43 @@ def _maps_pass(fd, fit, maps: ClusterMaps, *, explorer: bool):
     return rel, clusters, (plan.assemble(res["func"]) if plan else None)
 
 
+def _select(sweep, fd, record, config: AnalysisConfig, raw):
+    """The select stage with the counts its held-out test splits."""
+    counts = heldout_counts(raw, config.preprocessing, record) \
+        if config.selection.heldout else None
+    return decide_stage(sweep, fd, record, config.selection, seed=config.seed, counts=counts)
+
+
+def _heldout_merged(decision) -> bool:
+    """Whether the held-out test merged clusters of the decision."""
+    return decision is not None and decision.heldout is not None and \
+        bool(decision.heldout.merged)
+
+
+def heldout_counts(raw, pre, record: dict):
+    """The counts the held-out test splits (:mod:`nmf4d.heldout`): the input with the
+    steps that keep counts (the dark offset, crop, bin, mask) and without those that do
+    not (descan interpolation, filter, scale, normalise). Uncorrected descan only makes
+    the test stricter (two scan regions then differ by a shift too). None when the
+    fitted data are those counts already (no step changed them: the test then reads the
+    fitted data, held sparse where they are) or when a dark frame was subtracted (not
+    counts: the test says so on the fitted data)."""
+    from dataclasses import replace
+
+    dark = record.get("dark") or {}
+    if dark.get("mode") == "file":
+        return None
+    offset = float(dark.get("offset") or 0.0)
+    steps = replace(pre, dark=offset if offset > 0 else "off", centre="off", filter="raw",
+                    scale=None, normalise=None)
+    kept = offset <= 0 and steps.crop is None and steps.centre_crop is None and \
+        steps.bin in (1, (1, 1)) and steps.mask_radius is None
+    if kept and not (record.get("centre") or {}).get("applied") and pre.filter == "raw" \
+            and pre.scale is None and pre.normalise is None:
+        return None
+    return raw if kept else preprocess(raw, steps).data
+
+
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):
     """The input unwrapped and its calibration; checks that need no data values (a
     missing GPU, unreadable phases fail before the work); then preprocessing."""
@@ -321,4 +366,4 @@ def _prepare_input(data, config: AnalysisConfig, progress: Progress):
         raise InputError(f"patterns of {ky}x{kx} pixels after preprocessing are too small: "
                          f"the IQA metrics need at least {MIN_PATTERN_SIZE}x{MIN_PATTERN_SIZE} "
                          "(use a smaller --bin or crop)")
-    return arr, record, artifacts, calibration, phases
+    return arr, record, artifacts, calibration, phases, inp.array

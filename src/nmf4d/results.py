@@ -190,6 +190,19 @@ def _write_cluster_maps(f: h5py.File, a) -> None:
         g.attrs["considered"] = np.asarray(d.considered, np.int32)
         g.attrs["explanation"] = d.explanation
         g.attrs["unsettled"] = bool(d.unsettled)
+        h = d.heldout
+        if h is not None:                          # the held-out test of the chosen rank
+            hg = g.create_group("heldout")
+            hg.attrs["applied"] = bool(h.applied)
+            hg.attrs["reason"] = h.reason
+            hg.attrs["z_max"] = float(h.z_max)
+            hg.attrs["seed"] = int(h.seed)
+            hg.attrs["merged"] = json.dumps(h.merged)
+            if h.applied:
+                hg.create_dataset("clusters", data=np.asarray(h.clusters, np.int32))
+                hg.create_dataset("sizes", data=np.asarray(h.sizes, np.int32))
+                hg.create_dataset("z", data=np.asarray(h.z, np.float64))
+                hg.create_dataset("group", data=np.asarray(h.group, np.int32))
         g.attrs["per_rank"] = json.dumps({str(k): {
             "n_clusters": int(fc.n_clusters), "background": [int(c) for c in fc.background],
             "kinds": {str(c): v for c, v in fc.kinds.items()},

@@ -187,6 +187,11 @@ class SelectionConfig:
         A component significant at this share of the positions is a background.
     min_cluster : int, optional
         Fewest positions a cluster must own; default max(3, 0.2 % of them).
+    heldout : bool
+        Merge the decision's clusters that do not differ on held-out counts
+        (:mod:`nmf4d.heldout`; counts only).
+    heldout_z : float
+        ... when their held-out z is below this (standard deviations above noise).
     ssim_max, corr_max, min_gain : float
         Thresholds of the paper-iqa rule (see :mod:`nmf4d.select_k`).
     """
@@ -197,6 +202,8 @@ class SelectionConfig:
     shared_min: float = 0.5
     ubiquity: float = 0.9
     min_cluster: int | None = None
+    heldout: bool = True
+    heldout_z: float = 1.0
     ssim_max: float = 0.75
     corr_max: float = 0.5
     min_gain: float = 1e-3
@@ -215,6 +222,9 @@ class SelectionConfig:
         if self.ubiquity > 1:
             raise ConfigError("selection.ubiquity", self.ubiquity, "must be in (0, 1]")
         _set(self, "min_cluster", _int("selection.min_cluster", self.min_cluster, lo=1, none=True))
+        if not isinstance(self.heldout, bool):
+            raise ConfigError("selection.heldout", self.heldout, "must be true or false")
+        _set(self, "heldout_z", _number("selection.heldout_z", self.heldout_z))
         _set(self, "ssim_max", _number("selection.ssim_max", self.ssim_max))
         _set(self, "corr_max", _number("selection.corr_max", self.corr_max))
         _set(self, "min_gain", _number("selection.min_gain", self.min_gain, lo=0))
