@@ -130,3 +130,32 @@ def test_heldout_option_is_checked():
         SelectionConfig(heldout="yes")
     with pytest.raises(ConfigError, match="selection.heldout_z"):
         SelectionConfig(heldout_z="high")
+
+
+def test_homogeneity_statistic_matches_scipy():
+    from scipy.stats import chi2_contingency
+
+    rng = np.random.default_rng(7)
+    sa = rng.poisson(rng.gamma(2.0, 3.0, 300)).astype(float)
+    sb = rng.poisson(rng.gamma(2.0, 3.0, 300)).astype(float)
+    keep = (sa + sb) > 0
+    x2, _, dof, _ = chi2_contingency(np.stack([sa[keep], sb[keep]]), correction=False)
+    assert homogeneity_z(sa, sb) == pytest.approx((x2 - dof) / np.sqrt(2 * dof), rel=1e-10)
+
+
+def test_thinning_draws_are_binomial_and_independent_of_blocks():
+    from scipy import stats
+
+    X = np.random.default_rng(8).poisson(2.0, (400, 500)).astype(np.uint16)
+    X[:, 0] = 300                                      # several 64-count words per pixel
+    A = thin(X, 11, 0)
+    for n in (1, 3, 5):
+        sel = X == n
+        obs = np.bincount(A[sel].astype(int), minlength=n + 1)
+        exp = stats.binom.pmf(np.arange(n + 1), n, 0.5) * sel.sum()
+        assert stats.chisquare(obs, exp).pvalue > 1e-3
+    big = A[:, 0]
+    assert abs(big.mean() - 150) < 1.5 and abs(big.var() / 75 - 1) < 0.3
+    B = X - A                                          # Poisson halves: uncorrelated
+    assert abs(np.corrcoef(A[:, 1:].ravel(), B[:, 1:].ravel())[0, 1]) < 0.01
+    np.testing.assert_array_equal(thin(X[137:300], 11, 137), A[137:300])

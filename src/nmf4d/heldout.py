@@ -28,10 +28,11 @@ the mean each. For every pair of clusters (i, j) of the decision's fit:
    split is made on A alone, so the in-sample fit cannot make a noise split look
    reproducible.
 
-The test needs counts: it runs when the preprocessed data are non-negative integers (no
-interpolating descan correction, no dark subtraction that leaves fractions), otherwise it
-is skipped and says why. Thinning is seeded per position (``seed``, row), so results
-are reproducible and do not depend on the executor or the blocks.
+The test needs counts: the pipeline gives it the input after the steps that keep counts
+(dark offset, crop, bin, mask) and before descan interpolation, filters, scaling and
+normalisation (:func:`nmf4d.pipeline.heldout_counts`); non-integer data are skipped, and
+the result says why. The thinning is a function of (``seed``, position, pixel), so
+results are reproducible and do not depend on the executor or the blocks.
 """
 from __future__ import annotations
 
@@ -176,7 +177,12 @@ def _rows_dot(rows, cols, values, logmu, n_rows) -> np.ndarray:
 
 def homogeneity_z(sa: np.ndarray, sb: np.ndarray) -> float:
     """Standardised chi-square of homogeneity of two count vectors (pixels where either
-    has counts): ``(X^2 - dof) / sqrt(2 dof)``; inf when either is empty."""
+    has counts): ``(X^2 - dof) / sqrt(2 dof)``; inf when either is empty.
+
+    ``X^2`` is Pearson's statistic of the 2 x p contingency table, as
+    ``scipy.stats.chi2_contingency`` computes it (tested against it); written out because
+    it runs on hundreds of pairs of sums and needs only one line.
+    """
     na, nb = float(sa.sum()), float(sb.sum())
     tot = sa + sb
     m = tot > 0
@@ -313,18 +319,9 @@ def heldout_test(source, labels: np.ndarray, scan_shape, pattern_shape, *, seed:
 def _merge(z, z_max, sizes, clusters, nothing) -> np.ndarray:
     """Single-linkage groups of the pairs with ``z < z_max``; each group is represented by
     its largest cluster other than ``nothing``."""
-    m = len(sizes)
-    parent = list(range(m))
+    from scipy.sparse.csgraph import connected_components
 
-    def find(a):
-        while parent[a] != a:
-            a = parent[a]
-        return a
-    for i in range(m):
-        for j in range(i + 1, m):
-            if z[i, j] < z_max:
-                parent[find(j)] = find(i)
-    root = np.array([find(i) for i in range(m)])
+    _, root = connected_components(np.asarray(z) < z_max, directed=False)
     rep = {}
     for r in np.unique(root):
         members = np.flatnonzero(root == r)
