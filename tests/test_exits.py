@@ -254,3 +254,27 @@ def test_phase_files_count_as_inputs(scan, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "contains the input" in err and "Fe.cif" in err
     assert (folder / "Fe.cif").read_text() == "data_Fe"
+
+
+def test_a_termination_swallowed_by_a_callback_prints_no_traceback():
+    import sys
+    import types
+
+    from nmf4d.exits import Terminated, handle_signals
+
+    before = sys.unraisablehook
+    seen = []
+    sys.unraisablehook = seen.append
+    try:
+        with handle_signals() as state:
+            state.count = 1                  # a signal arrived; its exception is swallowed
+            info = types.SimpleNamespace(exc_type=Terminated, exc_value=Terminated(15),
+                                         exc_traceback=None, err_msg=None, object=None)
+            sys.unraisablehook(info)
+            other = types.SimpleNamespace(exc_type=ValueError, exc_value=ValueError("x"),
+                                          exc_traceback=None, err_msg=None, object=None)
+            sys.unraisablehook(other)        # anything else still reaches the hook
+        assert seen == [other]
+        assert sys.unraisablehook == seen.append
+    finally:
+        sys.unraisablehook = before

@@ -166,6 +166,15 @@ def handle_signals(*, exit_after: bool = False):
         raise KeyboardInterrupt
 
     threading.Thread(target=watchdog, daemon=True, name="nmf4d-signal-watchdog").start()
+    unraisable = sys.unraisablehook
+
+    def quiet(info):
+        # The handler's exception raised inside a callback Python cannot raise from (a
+        # weakref callback, a __del__) is swallowed and printed as "Exception ignored ...
+        # Traceback": not an error of the run, and the watchdog delivers it again.
+        if not (state.count and isinstance(info.exc_value, (Terminated, KeyboardInterrupt))):
+            unraisable(info)
+    sys.unraisablehook = quiet
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
     for s, h in previous.items():
         if h is not signal.SIG_IGN:                  # an ignored signal stays ignored
@@ -174,6 +183,7 @@ def handle_signals(*, exit_after: bool = False):
         yield state
     finally:
         state.inside = False
+        sys.unraisablehook = unraisable
         for s, h in previous.items():
             if state.count and exit_after:           # ending: a late re-delivery is moot
                 signal.signal(s, lambda *a: None)
