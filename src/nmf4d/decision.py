@@ -171,11 +171,12 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
     removed = f.n_clusters - len(np.unique(f.labels))
     f.n_clusters -= removed
     f.merged = _merged_groups(f)
-    decision.k = max(1, decision.k - removed)
+    before, decision.k = decision.k, max(1, decision.k - removed)
     decision.explanation += (
         "; clusters " + "; ".join("+".join(map(str, g)) for g in groups) + " do not differ "
         f"on held-out counts (split on one binomial half of the counts, tested on the other: "
-        f"z < {config.heldout_z:g}) and are merged: {decision.k} distinct patterns")
+        f"z < {config.heldout_z:g}) and are merged: {decision.k} distinct patterns are "
+        f"reported, not {before}")
     return decision
 
 
@@ -198,12 +199,12 @@ def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
     if config.rule != "clusters":
         return selection, None, selection.k
     decision = decide(sweep, data, record, config)
-    if config.heldout:
-        apply_heldout(decision, data, config, seed=seed, counts=counts)
-    if decision.unsettled:
+    if decision.unsettled:                       # the median, before the held-out test
         warn_data(f"the number of distinct patterns is uncertain (median {decision.k} over "
                   f"the fits from the knee up; the fit at rank {decision.ranks[-1]} still "
                   f"holds {decision.n_clusters[-1]}): {UNSETTLED_HINT}")
+    if config.heldout:
+        apply_heldout(decision, data, config, seed=seed, counts=counts)
     return selection, decision, decision.rank
 
 
