@@ -159,3 +159,20 @@ def test_thinning_draws_are_binomial_and_independent_of_blocks():
     B = X - A                                          # Poisson halves: uncorrelated
     assert abs(np.corrcoef(A[:, 1:].ravel(), B[:, 1:].ravel())[0, 1]) < 0.01
     np.testing.assert_array_equal(thin(X[137:300], 11, 137), A[137:300])
+
+
+def test_a_cluster_with_little_signal_bridges_nothing():
+    # two grains at 300 counts per position and a strip of almost empty positions: the
+    # strip cannot be told from either (too few counts), and must not join the grains
+    rng = np.random.default_rng(9)
+    pats = _patterns(rng)
+    scan = (24, 20)
+    lab = np.zeros(scan, int)
+    lab[:, 10:] = 1
+    lab[20:, :] = 2
+    mu = np.where((lab.ravel() == 2)[:, None], 0.002 * pats[0][None, :] * 256,
+                  300 * pats[lab.ravel() % 2])
+    X = rng.poisson(mu).astype(np.float32)
+    test = heldout_test(NumpySource(X), lab.ravel(), scan, (16, 16), seed=1)
+    assert test.applied and test.z[0, 1] > 10
+    assert not any({0, 1} <= set(g) for g in test.merged)

@@ -170,6 +170,9 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
     f.labels = np.array([to[int(v)] for v in f.labels]) if f.labels.size else f.labels
     removed = f.n_clusters - len(np.unique(f.labels))
     f.n_clusters -= removed
+    at = np.flatnonzero(decision.ranks == decision.rank)
+    decision.n_clusters = decision.n_clusters.copy()
+    decision.n_clusters[at] = f.n_clusters            # the chosen rank's count, after the test
     f.merged = _merged_groups(f)
     before, decision.k = decision.k, max(1, decision.k - removed)
     decision.explanation += (

@@ -23,13 +23,16 @@ the mean each. For every pair of clusters (i, j) of the decision's fit:
    on B, tested on A) and the two are averaged, ``z = (z_AB + z_BA) / sqrt(2)``: twice the
    counts for the same question, and less dependence on one random split.
 3. Pairs with ``z < heldout_z`` (default 1: less than one standard deviation above what
-   noise gives) are merged (single linkage), each cluster owning at least the minimum
-   cluster size. Merging only happens on evidence of *no* held-out difference, and the
-   split is made on A alone, so the in-sample fit cannot make a noise split look
-   reproducible.
+   noise gives) are merged, in order of increasing z. A pair is tested only when both
+   clusters own at least the minimum cluster size and each side holds at least as many
+   held-out counts as there are bins (a side with fewer cannot show a difference). Two
+   groups are joined only when no pair across them is untested or differs (z >= 3), so a
+   cluster with little signal cannot bridge two distinct ones. Merging only happens on
+   evidence of *no* held-out difference, and the split is made on A alone, so the
+   in-sample fit cannot make a noise split look reproducible.
 
 The test needs counts: the pipeline gives it the input after the steps that keep counts
-(dark offset, crop, bin, mask) and before descan interpolation, filters, scaling and
+(crop, bin, mask) and before descan interpolation, filters, scaling and
 normalisation (:func:`nmf4d.pipeline.heldout_counts`); non-integer data are skipped, and
 the result says why. The thinning is a function of (``seed``, position, pixel), so
 results are reproducible and do not depend on the executor or the blocks.
@@ -45,6 +48,9 @@ from scipy import ndimage
 TEST_MAX_SIZE = 64
 #: Pseudo-count added to every pixel of a cluster's summed pattern before its logarithm.
 EPS = 0.5
+#: Two groups are not joined when a pair across them has at least this held-out z (they
+#: differ) or was not tested.
+Z_CONFLICT = 3.0
 
 
 @dataclass
@@ -309,6 +315,9 @@ def heldout_test(source, labels: np.ndarray, scan_shape, pattern_shape, *, seed:
     T = sum(source.map(sums_other, per)) if pairs else np.zeros((2, 0, 1))
     z = np.full((m, m), np.inf)
     for t, (i, j) in enumerate(pairs):
+        # a side with fewer held-out counts than bins cannot show a difference: untested
+        if min(T[h, 2 * t + q].sum() for h in range(2) for q in range(2)) < max(1, n_bins):
+            continue
         both = [homogeneity_z(T[h, 2 * t], T[h, 2 * t + 1]) for h in range(2)]
         z[i, j] = z[j, i] = (both[0] + both[1]) / np.sqrt(2.0)
     group = _merge(z, z_max, sizes, clusters, nothing)
@@ -316,12 +325,22 @@ def heldout_test(source, labels: np.ndarray, scan_shape, pattern_shape, *, seed:
                        z_max=z_max, seed=seed)
 
 
-def _merge(z, z_max, sizes, clusters, nothing) -> np.ndarray:
-    """Single-linkage groups of the pairs with ``z < z_max``; each group is represented by
-    its largest cluster other than ``nothing``."""
-    from scipy.sparse.csgraph import connected_components
-
-    _, root = connected_components(np.asarray(z) < z_max, directed=False)
+def _merge(z, z_max, sizes, clusters, nothing, z_conflict: float = Z_CONFLICT) -> np.ndarray:
+    """Groups of clusters: pairs are joined in order of increasing ``z`` while ``z <
+    z_max``, and two groups only when no pair across them was untested or differs
+    (``z >= z_conflict``), so that no cluster bridges two distinct ones. Each group is
+    represented by its largest cluster other than ``nothing``."""
+    m = len(sizes)
+    z = np.asarray(z, np.float64)
+    root = np.arange(m)
+    for q in np.argsort(z, axis=None, kind="stable"):
+        i, j = divmod(int(q), m)
+        if i >= j or not z[i, j] < z_max:
+            continue
+        a, b = np.flatnonzero(root == root[i]), np.flatnonzero(root == root[j])
+        if root[i] == root[j] or np.any(z[np.ix_(a, b)] >= z_conflict):
+            continue
+        root[b] = root[i]
     rep = {}
     for r in np.unique(root):
         members = np.flatnonzero(root == r)

@@ -311,7 +311,7 @@ def _maps_pass(fd, fit, maps: ClusterMaps, *, explorer: bool):
 def _select(sweep, fd, record, config: AnalysisConfig, raw):
     """The select stage with the counts its held-out test splits."""
     counts = heldout_counts(raw, config.preprocessing, record) \
-        if config.selection.heldout else None
+        if config.selection.heldout and config.selection.rule == "clusters" else None
     return decide_stage(sweep, fd, record, config.selection, seed=config.seed, counts=counts)
 
 
@@ -323,8 +323,8 @@ def _heldout_merged(decision) -> bool:
 
 def heldout_counts(raw, pre, record: dict):
     """The counts the held-out test splits (:mod:`nmf4d.heldout`): the input with the
-    steps that keep counts (the dark offset, crop, bin, mask) and without those that do
-    not (descan interpolation, filter, scale, normalise). Uncorrected descan only makes
+    steps that keep counts (crop, bin, mask) and without those that do not (descan
+    interpolation, filter, scale, normalise). Uncorrected descan only makes
     the test stricter (two scan regions then differ by a shift too). None when the
     fitted data are those counts already (no step changed them: the test then reads the
     fitted data, held sparse where they are) or when a dark frame was subtracted (not
@@ -332,12 +332,10 @@ def heldout_counts(raw, pre, record: dict):
     from dataclasses import replace
 
     dark = record.get("dark") or {}
-    if dark.get("mode") == "file":
-        return None
-    offset = float(dark.get("offset") or 0.0)
-    steps = replace(pre, dark=offset if offset > 0 else "off", centre="off", filter="raw",
-                    scale=None, normalise=None)
-    kept = offset <= 0 and steps.crop is None and steps.centre_crop is None and \
+    if dark.get("mode") == "file" or float(dark.get("offset") or 0.0) > 0:
+        return None                                  # not counts any more
+    steps = replace(pre, dark="off", centre="off", filter="raw", scale=None, normalise=None)
+    kept = steps.crop is None and steps.centre_crop is None and \
         steps.bin in (1, (1, 1)) and steps.mask_radius is None
     if kept and not (record.get("centre") or {}).get("applied") and pre.filter == "raw" \
             and pre.scale is None and pre.normalise is None:
