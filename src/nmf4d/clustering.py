@@ -341,16 +341,22 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
     if sizes.get(k, min_size) < min_size:       # too few "nothing significant" positions
         rest = labels == k
         labels[rest] = cluster_of[np.argmax(np.where(alive[:, None], W[:, rest], -np.inf), 0)]
-    groups: dict[int, list[int]] = {}
-    for c in range(k):
-        if alive[c]:
-            groups.setdefault(int(cluster_of[c]), []).append(c)
     return FitClusters(rank=k, n_clusters=len(np.unique(labels)), labels=labels,
                        cluster_of=cluster_of, background=background, kinds=kinds,
                        n_reflections=np.array([len(r) for r in refl]), shared=shared,
                        presence=presence, dropped=dropped,
-                       merged=[g for g in groups.values() if len(g) > 1], strength=strength,
+                       merged=merged_groups(cluster_of, k), strength=strength,
                        spot_radius=np.array([r.radius for r in refl]))
+
+
+def merged_groups(cluster_of: np.ndarray, rank: int) -> list[list[int]]:
+    """Components sharing a cluster (groups of two or more), from ``cluster_of`` of
+    shape (rank + 1,) (-1: dropped)."""
+    groups: dict[int, list[int]] = {}
+    for c in range(rank):
+        if cluster_of[c] >= 0:
+            groups.setdefault(int(cluster_of[c]), []).append(c)
+    return [g for g in groups.values() if len(g) > 1]
 
 
 def _labels(W, sig, crystal, alive, k, nothing: bool = True):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .clustering import FitClusters, assess_fit
+from .clustering import FitClusters, assess_fit, merged_groups
 from .errors import warn_data
 
 if TYPE_CHECKING:
@@ -167,13 +167,13 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
         return decision
     to = dict(zip(test.clusters.tolist(), test.group.tolist()))
     f.cluster_of = np.array([to.get(int(c), int(c)) if c >= 0 else -1 for c in f.cluster_of])
-    f.labels = np.array([to[int(v)] for v in f.labels]) if f.labels.size else f.labels
+    f.labels = test.group[np.searchsorted(test.clusters, f.labels)]   # every label was tested
     removed = f.n_clusters - len(np.unique(f.labels))
     f.n_clusters -= removed
     at = np.flatnonzero(decision.ranks == decision.rank)
     decision.n_clusters = decision.n_clusters.copy()
     decision.n_clusters[at] = f.n_clusters            # the chosen rank's count, after the test
-    f.merged = _merged_groups(f)
+    f.merged = merged_groups(f.cluster_of, f.rank)
     before, decision.k = decision.k, max(1, decision.k - removed)
     decision.explanation += (
         "; clusters " + "; ".join("+".join(map(str, g)) for g in groups) + " do not differ "
@@ -181,14 +181,6 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
         f"z < {config.heldout_z:g}) and are merged: {decision.k} distinct patterns are "
         f"reported, not {before}")
     return decision
-
-
-def _merged_groups(f: FitClusters) -> list:
-    groups: dict[int, list[int]] = {}
-    for c in range(f.rank):
-        if f.cluster_of[c] >= 0:
-            groups.setdefault(int(f.cluster_of[c]), []).append(c)
-    return [g for g in groups.values() if len(g) > 1]
 
 
 def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,

@@ -173,14 +173,6 @@ def _binned_map(pattern_shape, f: int) -> tuple[np.ndarray, int]:
     return b, by * bx
 
 
-def _rows_dot(rows, cols, values, logmu, n_rows) -> np.ndarray:
-    """``V @ logmu.T`` for the sparse V given by (rows, cols, values): (n_rows, m)."""
-    from scipy import sparse
-
-    V = sparse.csr_array((values, (rows, cols)), shape=(n_rows, logmu.shape[1]))
-    return np.asarray(V @ logmu.T)
-
-
 def homogeneity_z(sa: np.ndarray, sb: np.ndarray) -> float:
     """Standardised chi-square of homogeneity of two count vectors (pixels where either
     has counts): ``(X^2 - dof) / sqrt(2 dof)``; inf when either is empty.
@@ -270,7 +262,9 @@ def heldout_test(source, labels: np.ndarray, scan_shape, pattern_shape, *, seed:
         shift = np.log(tot[lab]) - np.log(tot[lab] - xsum)
         out = []
         for v in (a, X.data - a):                                   # split on A, then on B
-            sc = _rows_dot(rows, cols, v, logmu, len(lab))         # (rows, m)
+            V = X.copy()
+            V.data = v                                              # same pattern as X
+            sc = np.asarray(V @ logmu.T)                            # (rows, m)
             own = np.bincount(rows, weights=v * corr, minlength=len(lab))
             sc[np.arange(len(lab)), lab] += own + np.bincount(
                 rows, weights=v, minlength=len(lab)) * shift
