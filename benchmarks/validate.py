@@ -75,7 +75,9 @@ def run_nmf4d(data, meta: dict, options: dict | None = None) -> dict:
     return dict(k=int(a.k), labels=np.asarray(a.labels), ratio=np.asarray(a.ratio),
                 background=[int(b) for b in a.background], rank=int(a.rank),
                 knee=None if a.sweep is None else a.sweep.knee,
-                unsettled=bool(a.decision is not None and a.decision.unsettled))
+                unsettled=bool(a.decision is not None and a.decision.unsettled),
+                counts=None if a.decision is None else
+                [[int(r), int(c)] for r, c in zip(a.decision.ranks, a.decision.n_clusters)])
 
 
 def paper_result(data, folder: Path, recompute: bool = False) -> dict:
@@ -119,7 +121,7 @@ def score(truth, res: dict) -> dict:
 
 
 NMF4D_KEYS = ("nmf4d_seconds", "nmf4d_k", "nmf4d_knee", "nmf4d_background", "ari", "iou",
-              "n_true_overlap", "nmf4d_unsettled")
+              "n_true_overlap", "nmf4d_unsettled", "nmf4d_counts")
 
 
 def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None,
@@ -140,7 +142,8 @@ def evaluate(spec, cache, with_paper=True, recompute_paper=False, reuse=None,
         row["nmf4d_seconds"] = time.perf_counter() - t
         row.update(nmf4d_k=res["k"], nmf4d_knee=res.get("knee"),
                    nmf4d_background=res.get("background"),
-                   nmf4d_unsettled=res.get("unsettled", False))
+                   nmf4d_unsettled=res.get("unsettled", False),
+                   nmf4d_counts=res.get("counts"))
         row.update(score(case.truth, res))
     if with_paper:
         p = paper_result(data, folder, recompute_paper)

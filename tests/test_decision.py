@@ -93,3 +93,39 @@ def test_a_count_still_rising_at_the_top_is_flagged(monkeypatch):
     msgs = [str(w.message) for w in caught if issubclass(w.category, DataWarning)]
     assert len(msgs) == 1 and "distinct patterns is uncertain (median 2" in msgs[0]
     assert "--k-range" in msgs[0]
+
+
+def test_saturated_counts_and_the_widened_range():
+    from nmf4d.decision import saturated, widened_range
+
+    ranks = np.arange(2, 21)
+    assert saturated(ranks, ranks)                            # one cluster per component
+    assert saturated(ranks, np.r_[ranks[:-2], 18, 19])         # N(k) = k - 1 still counts
+    assert not saturated(ranks, np.r_[ranks[:-2], 17, 17])     # the count has levelled off
+    assert not saturated(ranks, np.minimum(ranks, 6))
+    assert widened_range((2, 20), 1000) == (2, 30)
+    assert widened_range((2, 20), 24) == (2, 24)               # capped at the data
+    assert widened_range((2, 20), 20) is None
+
+
+def test_a_default_range_too_short_is_widened(monkeypatch, tmp_path):
+    import nmf4d.config
+    from nmf4d.config import AnalysisConfig
+    from nmf4d.pipeline import analyse
+    from nmf4d.results import read_results, write_results
+    from nmf4d.synthetic import make_polycrystal
+
+    data, truth = make_polycrystal((24, 24), (32, 32), n_grains=6, seed=3)
+    k_true = len(np.unique(truth.labels))
+    # a default range of 2..4 is too short for six grains: 4 -> 6 -> 9
+    monkeypatch.setattr(nmf4d.config, "DEFAULT_K_RANGE", (2, 4))
+    a = analyse(data, AnalysisConfig.from_flat(seed=0))
+    assert a.decision.widened_from == [4, 6] and a.sweep.k.max() == 9
+    assert a.k == k_true and "widened to 2..9" in a.decision.explanation
+    write_results(tmp_path / "results.h5", a, input_path="memory:test")
+    r = read_results(tmp_path / "results.h5")
+    assert list(r["decision@attrs"]["widened_from"]) == [4, 6]
+    assert r["sweep/k"].tolist() == list(range(2, 10))
+    # a range the user gave is kept: the count is then flagged as unsettled
+    given = analyse(data, AnalysisConfig.from_flat(seed=0, k_range=(2, 4)))
+    assert given.decision.widened_from == [] and given.sweep.k.max() == 4

@@ -100,8 +100,19 @@ def test_apply_heldout_merges_a_noise_split_of_the_decision(tmp_path):
     apply_heldout(d, data, SelectionConfig(), seed=0)
     assert d.k == 2 and f.n_clusters == 2
     assert f.cluster_of.tolist()[:3] == [0, 1, 0] and set(np.unique(f.labels)) == {0, 1}
-    assert f.merged == [[0, 2]]
+    # kept apart from the orientation merges (the report labels the two differently)
+    assert f.heldout_merged == [[0, 2]] and f.merged == []
     assert "0+2 do not differ on held-out counts" in d.explanation
+    from nmf4d.report.text import decision_context
+    from nmf4d.results import json_default
+    import json
+    r = {"decision/rank": d.ranks, "decision/n_clusters": d.n_clusters,
+         "decision@attrs": {"chosen_rank": 3, "considered": [3, 3], "k": d.k,
+                            "per_rank": json.dumps({"3": {"merged": f.merged,
+                                                          "merged_heldout": f.heldout_merged}},
+                                                   default=json_default)}}
+    row = decision_context(r)["rows"][0]
+    assert row["merged"] == "—" and row["heldout"] == "0+2"
 
 
 def test_analyse_keeps_distinct_grains_and_records_the_test(tmp_path):

@@ -108,6 +108,8 @@ def _logger(quiet: bool):
             text = f"preprocessed: {info.get('output_shape')}"
         elif stage == "load":
             text = f"data in {info}"       # where the data lives for the budget, and why
+        elif stage == "widen":
+            text = str(info)
         else:
             text = str(stage)
         print(f"[{el:6.1f}s] {text}", file=sys.stderr)

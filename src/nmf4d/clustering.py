@@ -227,7 +227,12 @@ class FitClusters:
     dropped : list of int
         Components whose cluster owned too few positions.
     merged : list of list of int
-        Components merged into one cluster (groups of two or more).
+        Components merged into one cluster because they share their reflections (groups
+        of two or more): one orientation.
+    heldout_merged : list of list of int
+        Components whose clusters the held-out test merged (:mod:`nmf4d.heldout`: they do
+        not differ on held-out counts); each group lists every component of the merged
+        cluster. Empty unless the test ran on this fit and merged.
     strength : ndarray of shape (rank, rank)
         :func:`reflection_strength` of the pairs that share enough reflections to be
         considered for a merge (0 elsewhere).
@@ -246,6 +251,7 @@ class FitClusters:
     presence: np.ndarray
     dropped: list = field(default_factory=list)
     merged: list = field(default_factory=list)
+    heldout_merged: list = field(default_factory=list)
     strength: np.ndarray | None = None
     spot_radius: np.ndarray | None = None
 

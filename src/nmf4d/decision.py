@@ -55,6 +55,9 @@ class Decision:
         fitting noise are counted), so ``k`` is uncertain.
     heldout : nmf4d.heldout.HeldoutTest or None
         The held-out test of the chosen rank's clusters (:func:`apply_heldout`).
+    widened_from : list of int
+        Tops of the default range that were too short (:func:`saturated`): the sweep was
+        widened above each (:func:`widened_range`); empty when it was not.
     """
 
     k: int
@@ -66,6 +69,38 @@ class Decision:
     explanation: str = ""
     unsettled: bool = False
     heldout: object = None
+    widened_from: list = field(default_factory=list)
+
+    @property
+    def saturated(self) -> bool:
+        """:func:`saturated` of this decision's counts."""
+        return saturated(self.ranks, self.n_clusters)
+
+
+#: How far the default range is widened when it is too short (:func:`widened_range`):
+#: its top times this factor, at most ``WIDEN_STEPS`` times.
+WIDEN_FACTOR = 1.5
+WIDEN_STEPS = 2
+
+
+def saturated(ranks, n_clusters) -> bool:
+    """Whether the fits at the two top ranks still hold a distinct pattern for (nearly)
+    every component, ``N(k) >= k - 1``: each added component found another cluster, so
+    the count has not begun its plateau and the range cannot show where it lies (a scan
+    with about as many distinct patterns as the top rank, or more). Components fitting
+    noise, orientation variants, backgrounds and dropped components keep ``N(k)`` below
+    ``k - 1`` once the rank exceeds the number of distinct patterns."""
+    r, n = np.asarray(ranks), np.asarray(n_clusters)
+    return len(r) >= 2 and bool(np.all(n[-2:] >= r[-2:] - 1))
+
+
+def widened_range(k_range, n_max: int) -> tuple[int, int] | None:
+    """The range above ``k_range`` (``(lo, hi)``) to sweep when it is too short:
+    ``(lo, ceil(hi * WIDEN_FACTOR))`` capped at ``n_max`` (patterns/pixels); None when
+    ``hi`` is ``n_max`` already."""
+    lo, hi = int(k_range[0]), int(k_range[1])
+    top = min(int(n_max), int(np.ceil(hi * WIDEN_FACTOR)))
+    return (lo, top) if top > hi else None
 
 
 def noise_model(record: dict) -> tuple[float, float]:
@@ -173,7 +208,11 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
     at = np.flatnonzero(decision.ranks == decision.rank)
     decision.n_clusters = decision.n_clusters.copy()
     decision.n_clusters[at] = f.n_clusters            # the chosen rank's count, after the test
-    f.merged = merged_groups(f.cluster_of, f.rank)
+    # the orientation merges stay in ``merged``; the groups the test made are kept apart
+    # (a held-out merge says "no difference on held-out counts", not "one orientation")
+    orientation = {tuple(g) for g in f.merged}
+    f.heldout_merged = [g for g in merged_groups(f.cluster_of, f.rank)
+                        if tuple(g) not in orientation]
     before, decision.k = decision.k, max(1, decision.k - removed)
     decision.explanation += (
         "; clusters " + "; ".join("+".join(map(str, g)) for g in groups) + " do not differ "
@@ -184,16 +223,18 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
 
 
 def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
-                 config: "SelectionConfig", *, seed: int = 0, counts=None):
+                 config: "SelectionConfig", *, seed: int = 0, counts=None,
+                 decision: Decision | None = None):
     """The select stage: the paper's level two (its IQA evidence, always) and nmf4d's
-    decision (``rule="clusters"``), with the held-out test of its clusters
-    (``config.heldout``). Returns ``(selection, decision or None, rank)``."""
+    decision (``rule="clusters"``; ``decision``: :func:`decide` of this sweep, made
+    already), with the held-out test of its clusters (``config.heldout``). Returns
+    ``(selection, decision or None, rank)``."""
     from .select_k import select
 
     selection = select(sweep, data, config)
     if config.rule != "clusters":
         return selection, None, selection.k
-    decision = decide(sweep, data, record, config)
+    decision = decide(sweep, data, record, config) if decision is None else decision
     if decision.unsettled:                       # the median, before the held-out test
         warn_data(f"the number of distinct patterns is uncertain (median {decision.k} over "
                   f"the fits from the knee up; the fit at rank {decision.ranks[-1]} still "

@@ -35,7 +35,8 @@ from .errors import ConfigError, InputError
 from .execution import Progress, StageTimer, client_address, resolve_device
 from .explorer_data import explorer_plan
 from .inputs import as_input
-from .decision import Decision, cluster_stage, decide_stage
+from .decision import (WIDEN_STEPS, Decision, cluster_stage, decide, decide_stage,
+                       widened_range)
 from .maps import ClusterMaps
 from .orientation import Orientation, index_analysis
 from .prepare import load
@@ -200,8 +201,10 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
             sweep = loss_sweep(fd, config.sweep, fit=config.fit, seed=config.seed,
                                k_range=k_range, progress=progress)
         timer.add_parts("sweep", sweep.timings)
+        sweep, first = _widen(sweep, fd, record, config, k_range, (sy * sx, ky * kx),
+                              timer, progress)
         with timer("select"):
-            selection, decision, k = _select(sweep, fd, record, config, raw)
+            selection, decision, k = _select(sweep, fd, record, config, raw, first)
         progress.event("select", decision or selection)
     with timer("refine"):
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,
@@ -308,11 +311,47 @@ def _maps_pass(fd, fit, maps: ClusterMaps, *, explorer: bool):
     return rel, clusters, (plan.assemble(res["func"]) if plan else None)
 
 
-def _select(sweep, fd, record, config: AnalysisConfig, raw):
+def _widen(sweep, fd, record, config: AnalysisConfig, k_range, n_data, timer, progress):
+    """Level one over a wider range while the default one is too short: its top fits
+    still find a distinct pattern per component (:func:`nmf4d.decision.saturated`).
+    Returns the sweep to decide on and its decision (None under the paper's rule); a
+    range the user gave is kept (the decision then says the count is unsettled)."""
+    if config.selection.rule != "clusters":
+        return sweep, None
+    with timer("select"):
+        decision = decide(sweep, fd, record, config.selection)
+    widened: list[int] = []
+    while config.sweep.k_range is None and decision.saturated and len(widened) < WIDEN_STEPS:
+        wider = widened_range(k_range, min(n_data))
+        if wider is None:
+            break
+        progress.event("widen", f"level one: the fits up to rank {k_range[1]} hold a distinct pattern "
+                      f"per component; widening the range to {wider[0]}..{wider[1]}")
+        widened.append(int(k_range[1]))
+        k_range = wider
+        with timer("sweep"):
+            sweep = loss_sweep(fd, config.sweep, fit=config.fit, seed=config.seed,
+                               k_range=k_range, progress=progress)
+        timer.add_parts("sweep", {key: timer.seconds.get(f"sweep: {key}", 0.0) + val
+                                  for key, val in sweep.timings.items()})   # both sweeps
+        with timer("select"):
+            decision = decide(sweep, fd, record, config.selection)
+    if widened:
+        decision.widened_from = widened
+        decision.explanation = (
+            f"the fits up to rank {widened[0]} (the default range's top) held a distinct "
+            f"pattern for nearly every component (N(k) >= k - 1 at the two top ranks), so "
+            f"the count had not settled: level one was widened to {k_range[0]}..{k_range[1]}; "
+            + decision.explanation)
+    return sweep, decision
+
+
+def _select(sweep, fd, record, config: AnalysisConfig, raw, decision=None):
     """The select stage with the counts its held-out test splits."""
     counts = heldout_counts(raw, config.preprocessing, record) \
         if config.selection.heldout and config.selection.rule == "clusters" else None
-    return decide_stage(sweep, fd, record, config.selection, seed=config.seed, counts=counts)
+    return decide_stage(sweep, fd, record, config.selection, seed=config.seed, counts=counts,
+                        decision=decision)
 
 
 def _heldout_merged(decision) -> bool:

@@ -190,6 +190,7 @@ def _write_cluster_maps(f: h5py.File, a) -> None:
         g.attrs["considered"] = np.asarray(d.considered, np.int32)
         g.attrs["explanation"] = d.explanation
         g.attrs["unsettled"] = bool(d.unsettled)
+        g.attrs["widened_from"] = np.asarray(d.widened_from, np.int32)
         h = d.heldout
         if h is not None:                          # the held-out test of the chosen rank
             hg = g.create_group("heldout")
@@ -207,6 +208,7 @@ def _write_cluster_maps(f: h5py.File, a) -> None:
             "n_clusters": int(fc.n_clusters), "background": [int(c) for c in fc.background],
             "kinds": {str(c): v for c, v in fc.kinds.items()},
             "merged": [[int(c) for c in grp] for grp in fc.merged],
+            "merged_heldout": [[int(c) for c in grp] for grp in fc.heldout_merged],
             "dropped": [int(c) for c in fc.dropped],
             "reflections": [int(v) for v in fc.n_reflections],
             "presence": [round(float(v), 4) for v in fc.presence]}

@@ -223,6 +223,8 @@ def decision_context(r: dict) -> dict | None:
         rows.append({"rank": int(rank), "n": int(n), "used": int(rank) == int(a.get("chosen_rank", -1)),
                      "considered": considered[0] <= int(rank) <= considered[1],
                      "merged": "; ".join("+".join(map(str, g)) for g in d.get("merged", [])) or "—",
+                     "heldout": "; ".join("+".join(map(str, g))
+                                          for g in d.get("merged_heldout", [])) or "—",
                      "background": ", ".join(f"{c} ({d.get('kinds', {}).get(str(c), '')})"
                                              for c in d.get("background", [])) or "—",
                      "dropped": ", ".join(map(str, d.get("dropped", []))) or "—"})
