@@ -173,16 +173,27 @@ def _spread(values) -> str:
 
 
 def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionConfig", *,
-                  seed: int = 0, counts=None) -> Decision:
+                  seed: int = 0, counts=None, note: dict | None = None) -> Decision:
     """Merge the chosen rank's clusters that do not differ on held-out counts
     (:mod:`nmf4d.heldout`): the rank's grouping, labels and cluster count, and ``k``,
     lose one cluster per merge; the explanation says which and why. ``counts``: the 4D
     array of counts to split (:func:`nmf4d.pipeline.heldout_counts`), default the fitted
-    data."""
-    from .heldout import counts_source, heldout_test
+    data; ``note``: how float data were read as counts (its ``quantum``, ``coherence``),
+    the test skipped when their coherence is below ``coherence_min``."""
+    from .heldout import HeldoutTest, counts_source, heldout_test
 
     f = decision.assessments[decision.rank]
     n = data.scan_shape[0] * data.scan_shape[1]
+    note = dict(note or {})
+    if note.get("coherence") is not None and note["coherence"] < note["coherence_min"]:
+        decision.heldout = HeldoutTest(
+            applied=False, z_max=config.heldout_z, seed=seed, counts=note,
+            reason=f"the data are not counts (float values that do not sit on multiples "
+                   f"of one count quantum: coherence {note['coherence']:.2f} < "
+                   f"{note['coherence_min']:g} at {note['quantum']:.4g}; an integrating "
+                   f"detector's read noise)")
+        decision.explanation += f"; the held-out test was skipped: {decision.heldout.reason}"
+        return decision
     source, shape = (data.op.source, data.pattern_shape) if counts is None else \
         (counts_source(counts), tuple(counts.shape[2:]))
     if counts is not None and tuple(counts.shape[:2]) != tuple(data.scan_shape):
@@ -191,7 +202,13 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
     test = heldout_test(source, f.labels, data.scan_shape, shape,
                         seed=seed, z_max=config.heldout_z, min_size=config.min_size(n),
                         nothing=f.rank)
+    test.counts = note
     decision.heldout = test
+    if test.applied and note.get("quantum") is not None:
+        decision.explanation += (
+            f"; the float data were read as counts of {note['quantum']:.4g} (offset "
+            f"{note['quantum_offset']:.3g}; their values sit on that lattice, coherence "
+            f"{note['coherence']:.2f})")
     if not test.applied:
         decision.explanation += f"; the held-out test was skipped: {test.reason}"
         return decision
@@ -224,7 +241,7 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
 
 def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
                  config: "SelectionConfig", *, seed: int = 0, counts=None,
-                 decision: Decision | None = None):
+                 counts_note: dict | None = None, decision: Decision | None = None):
     """The select stage: the paper's level two (its IQA evidence, always) and nmf4d's
     decision (``rule="clusters"``; ``decision``: :func:`decide` of this sweep, made
     already), with the held-out test of its clusters (``config.heldout``). Returns
@@ -240,7 +257,7 @@ def decide_stage(sweep: "SweepResult", data: "FittingData", record: dict,
                   f"the fits from the knee up; the fit at rank {decision.ranks[-1]} still "
                   f"holds {decision.n_clusters[-1]}): {UNSETTLED_HINT}")
     if config.heldout:
-        apply_heldout(decision, data, config, seed=seed, counts=counts)
+        apply_heldout(decision, data, config, seed=seed, counts=counts, note=counts_note)
     return selection, decision, decision.rank
 
 

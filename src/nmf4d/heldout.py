@@ -33,8 +33,9 @@ the mean each. For every pair of clusters (i, j) of the decision's fit:
 
 The test needs counts: the pipeline gives it the input after the steps that keep counts
 (crop, bin, mask) and before descan interpolation, filters, scaling and
-normalisation (:func:`nmf4d.pipeline.heldout_counts`); non-integer data are skipped, and
-the result says why. The thinning is a function of (``seed``, position, pixel), so
+normalisation (:func:`nmf4d.pipeline.heldout_counts`); float data are read as counts when
+their values sit on multiples of one count quantum (:mod:`nmf4d.pseudocounts`), other
+non-integer data are skipped, and the result says why. The thinning is a function of (``seed``, position, pixel), so
 results are reproducible and do not depend on the executor or the blocks.
 """
 from __future__ import annotations
@@ -73,6 +74,9 @@ class HeldoutTest:
     z_max : float
     seed : int
     reason : str
+    counts : dict
+        How float data were read as counts (:mod:`nmf4d.pseudocounts`: ``quantum``,
+        ``quantum_offset``, ``coherence``, ``coherence_min``); empty for integer data.
     """
 
     applied: bool
@@ -83,6 +87,7 @@ class HeldoutTest:
     z_max: float = 1.0
     seed: int = 0
     reason: str = ""
+    counts: dict = field(default_factory=dict)
 
     @property
     def merged(self) -> list[list[int]]:

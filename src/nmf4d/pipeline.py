@@ -197,12 +197,8 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     sweep = selection = decision = None
     given = k != "auto"
     if not given:
-        with timer("sweep"):
-            sweep = loss_sweep(fd, config.sweep, fit=config.fit, seed=config.seed,
-                               k_range=k_range, progress=progress)
-        timer.add_parts("sweep", sweep.timings)
-        sweep, first = _widen(sweep, fd, record, config, k_range, (sy * sx, ky * kx),
-                              timer, progress)
+        sweep, first = _level_one(fd, record, config, k_range, (sy * sx, ky * kx), timer,
+                                  progress)
         with timer("select"):
             selection, decision, k = _select(sweep, fd, record, config, raw, first)
         progress.event("select", decision or selection)
@@ -311,11 +307,15 @@ def _maps_pass(fd, fit, maps: ClusterMaps, *, explorer: bool):
     return rel, clusters, (plan.assemble(res["func"]) if plan else None)
 
 
-def _widen(sweep, fd, record, config: AnalysisConfig, k_range, n_data, timer, progress):
-    """Level one over a wider range while the default one is too short: its top fits
-    still find a distinct pattern per component (:func:`nmf4d.decision.saturated`).
+def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progress):
+    """Level one's sweep, over a wider range while the default one is too short: its top
+    fits still find a distinct pattern per component (:func:`nmf4d.decision.saturated`).
     Returns the sweep to decide on and its decision (None under the paper's rule); a
     range the user gave is kept (the decision then says the count is unsettled)."""
+    with timer("sweep"):
+        sweep = loss_sweep(fd, config.sweep, fit=config.fit, seed=config.seed,
+                           k_range=k_range, progress=progress)
+    timer.add_parts("sweep", sweep.timings)
     if config.selection.rule != "clusters":
         return sweep, None
     with timer("select"):
@@ -348,10 +348,10 @@ def _widen(sweep, fd, record, config: AnalysisConfig, k_range, n_data, timer, pr
 
 def _select(sweep, fd, record, config: AnalysisConfig, raw, decision=None):
     """The select stage with the counts its held-out test splits."""
-    counts = heldout_counts(raw, config.preprocessing, record) \
-        if config.selection.heldout and config.selection.rule == "clusters" else None
+    counts, note = heldout_counts(raw, config.preprocessing, record) \
+        if config.selection.heldout and config.selection.rule == "clusters" else (None, {})
     return decide_stage(sweep, fd, record, config.selection, seed=config.seed, counts=counts,
-                        decision=decision)
+                        counts_note=note, decision=decision)
 
 
 def _heldout_merged(decision) -> bool:
@@ -361,25 +361,57 @@ def _heldout_merged(decision) -> bool:
 
 
 def heldout_counts(raw, pre, record: dict):
-    """The counts the held-out test splits (:mod:`nmf4d.heldout`): the input with the
-    steps that keep counts (crop, bin, mask) and without those that do not (descan
-    interpolation, filter, scale, normalise). Uncorrected descan only makes
-    the test stricter (two scan regions then differ by a shift too). None when the
-    fitted data are those counts already (no step changed them: the test then reads the
-    fitted data, held sparse where they are) or when a dark frame was subtracted (not
-    counts: the test says so on the fitted data)."""
+    """The counts the held-out test splits (:mod:`nmf4d.heldout`) and a note on them.
+
+    The input with the steps that keep counts (dark offset, crop, bin, mask) and without
+    those that do not (descan interpolation, filter, scale, normalise); uncorrected descan
+    only makes the test stricter (two scan regions then differ by a shift too). Float
+    values that are not integers are read as counts when they sit on the lattice of one
+    count quantum (:mod:`nmf4d.pseudocounts`: a gain, a small offset or noise below a
+    quantum); else they are left as they are and the test says they are not counts.
+
+    Returns
+    -------
+    (counts, note)
+        ``counts`` a 4D array, or None when the fitted data are those counts already (no
+        step changed them: the test then reads the fitted data, held sparse where they
+        are) or when no counts could be had; ``note`` a dict, with ``quantum``,
+        ``quantum_offset`` and ``coherence`` when the quantum was measured.
+    """
     from dataclasses import replace
 
+    from .preprocess.dark import noise_model
+    from .preprocess.descan import gather, sample_positions
+    from .pseudocounts import QUANTUM_COHERENCE, as_counts, count_quantum
+
     dark = record.get("dark") or {}
-    if dark.get("mode") == "file" or float(dark.get("offset") or 0.0) > 0:
-        return None                                  # not counts any more
-    steps = replace(pre, dark="off", centre="off", filter="raw", scale=None, normalise=None)
+    subtracted = dark.get("mode") == "file" or float(dark.get("offset") or 0.0) > 0
+    offset = "off" if not subtracted else (
+        dark["path"] if dark.get("mode") == "file" else float(dark["offset"]))
+    steps = replace(pre, dark=offset, centre="off", filter="raw", scale=None, normalise=None)
     kept = steps.crop is None and steps.centre_crop is None and \
-        steps.bin in (1, (1, 1)) and steps.mask_radius is None
-    if kept and not (record.get("centre") or {}).get("applied") and pre.filter == "raw" \
-            and pre.scale is None and pre.normalise is None:
-        return None
-    return raw if kept else preprocess(raw, steps).data
+        steps.bin in (1, (1, 1)) and steps.mask_radius is None and not subtracted
+    unchanged = kept and not (record.get("centre") or {}).get("applied") and \
+        pre.filter == "raw" and pre.scale is None and pre.normalise is None
+    def counts():
+        return None if unchanged else (raw if kept else preprocess(raw, steps).data)
+
+    if np.issubdtype(raw.dtype, np.integer) and not subtracted:
+        return counts(), {}
+    # the steps on a sample of positions first: the data are copied only when they are
+    # counts (as they are, or once the quantum is known)
+    yx = sample_positions(raw.shape[:2])
+    sample = gather(raw, yx)[:, None]
+    sample = (sample if kept else np.asarray(preprocess(sample, steps).data))[:, 0]
+    if sample.min() >= 0 and np.array_equal(sample, np.rint(sample)):
+        return counts(), {}                          # integer counts stored as floats
+    guess = float(dark.get("gain") or noise_model(sample, yx)[0])
+    q, q_off, coh = count_quantum(sample, guess)
+    note = {"quantum": q, "quantum_offset": q_off, "coherence": coh,
+            "coherence_min": QUANTUM_COHERENCE}
+    if coh < QUANTUM_COHERENCE:
+        return None, note                            # not counts: the test says so
+    return as_counts(raw if kept else preprocess(raw, steps).data, q, q_off), note
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):

@@ -199,6 +199,7 @@ def _write_cluster_maps(f: h5py.File, a) -> None:
             hg.attrs["z_max"] = float(h.z_max)
             hg.attrs["seed"] = int(h.seed)
             hg.attrs["merged"] = json.dumps(h.merged)
+            hg.attrs["counts"] = json.dumps(h.counts or {})
             if h.applied:
                 hg.create_dataset("clusters", data=np.asarray(h.clusters, np.int32))
                 hg.create_dataset("sizes", data=np.asarray(h.sizes, np.int32))
