@@ -26,6 +26,30 @@ def test_the_quantum_of_gain_times_counts_plus_uniform_noise(gain, noise, guess)
     assert np.array_equal(as_counts(x[:, None], q, off)[:, 0], n)
 
 
+def test_a_low_guess_sparse_counts_and_bright_pixels():
+    rng = np.random.default_rng(4)
+    # a guess far below the gain: a sub-multiple of the quantum is as coherent
+    n = _counts(rng)
+    x = 4.0 * n + rng.uniform(0, 0.2, n.shape)
+    assert count_quantum(x, 1.8)[0] == pytest.approx(4.0, rel=2e-3)
+    # sparse: nearly every non-zero value is one count, as coherent at 2 as at 1
+    n = rng.poisson(0.02, size=(96, 32, 32))
+    x = n + rng.uniform(0, 0.1, n.shape)
+    q, off, _ = count_quantum(x, 1.1)
+    assert q == pytest.approx(1.0, rel=1e-2)          # hardly any 2s: a less precise line
+    assert np.array_equal(as_counts(x[:, None], q, off)[:, 0], n)
+    # a direct beam of hundreds of counts is read back exactly too; one of thousands to
+    # within a count or two (the quantum is known to about 1e-4)
+    for beam, tol in ((300, 0), (3000, 2)):
+        n = _counts(rng)
+        n[:, 14:18, 14:18] += rng.poisson(beam, size=(96, 4, 4))
+        x = 4.0 * n + rng.uniform(0, 2.0, n.shape)
+        q, off, _ = count_quantum(x, 4.7)
+        back = as_counts(x[:, None], q, off)[:, 0]
+        assert np.abs(back - n).max() <= tol
+        assert np.array_equal(back[:, :14], n[:, :14])      # away from the beam: exact
+
+
 def test_gaussian_noise_on_the_lattice_gives_the_predicted_coherence():
     # R = exp(-2 pi^2 sigma^2 / q^2): the meaning of the threshold
     rng = np.random.default_rng(1)
@@ -93,3 +117,13 @@ def test_the_heldout_test_runs_on_float_counts_and_skips_camera_data():
     assert c.preprocessing["dark"]["offset"] == pytest.approx(100.0, abs=3.0)
     assert not c.decision.heldout.applied
     assert "not counts" in c.decision.heldout.reason and "coherence" in c.decision.heldout.reason
+    # the same camera writing integers (ADU): all values sit on the 1-ADU lattice, which
+    # says nothing of counts; with the offset removed they are left alone, as before
+    adu = np.rint(camera).astype(np.uint16)
+    back, note = heldout_counts(adu, cfg.preprocessing, {"dark": {"mode": "auto",
+                                                                   "offset": 100.0}})
+    assert back is None and note == {}
+    d = analyse(adu, AnalysisConfig.from_flat(k_range=(2, 8), seed=0))
+    assert not d.decision.heldout.applied and "not counts" in d.decision.heldout.reason
+    # integers no step changed: the test reads the fitted data (None)
+    assert heldout_counts(counts, cfg.preprocessing, {"dark": {"mode": "off"}}) == (None, {})

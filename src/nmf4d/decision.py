@@ -12,7 +12,9 @@ reports the median of ``N(k)`` over the ranks from the knee of the loss curve up
 top of the range (the ranks where the loss has stopped falling steeply, so the fits have
 had the chance to describe every pattern): the typical number of distinct patterns once
 the rank suffices. The NMF rank used for the maps is the smallest of those ranks whose
-fit has that many clusters. The paper's level two (IQA matrices, :mod:`nmf4d.select_k`)
+fit has that many clusters. When the default range is too short for the scan (its top
+fits still find a distinct pattern per component, :func:`saturated`), the pipeline sweeps
+a wider one (:func:`widened_range`) and decides on that. The paper's level two (IQA matrices, :mod:`nmf4d.select_k`)
 stays in the results and the report as the paper's evidence.
 """
 from __future__ import annotations

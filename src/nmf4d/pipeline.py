@@ -311,7 +311,7 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
     """Level one's sweep, over a wider range while the default one is too short: its top
     fits still find a distinct pattern per component (:func:`nmf4d.decision.saturated`).
     Returns the sweep to decide on and its decision (None under the paper's rule); a
-    range the user gave is kept (the decision then says the count is unsettled)."""
+    range the user gave is kept as it is."""
     with timer("sweep"):
         sweep = loss_sweep(fd, config.sweep, fit=config.fit, seed=config.seed,
                            k_range=k_range, progress=progress)
@@ -396,8 +396,10 @@ def heldout_counts(raw, pre, record: dict):
     def counts():
         return None if unchanged else (raw if kept else preprocess(raw, steps).data)
 
-    if np.issubdtype(raw.dtype, np.integer) and not subtracted:
-        return counts(), {}
+    if np.issubdtype(raw.dtype, np.integer):
+        # integers with a dark offset are detector units (ADU): every value sits on the
+        # 1-ADU lattice whatever the gain and read noise, so nothing says they are counts
+        return (None, {}) if subtracted else (counts(), {})
     # the steps on a sample of positions first: the data are copied only when they are
     # counts (as they are, or once the quantum is known)
     yx = sample_positions(raw.shape[:2])
@@ -407,6 +409,10 @@ def heldout_counts(raw, pre, record: dict):
         return counts(), {}                          # integer counts stored as floats
     guess = float(dark.get("gain") or noise_model(sample, yx)[0])
     q, q_off, coh = count_quantum(sample, guess)
+    # the read noise measured on the dark pixels, in quanta, gives the coherence it allows
+    # (Gaussian noise of sigma quanta: exp(-2 pi^2 sigma^2)); the smaller of the two counts
+    read = float(dark.get("read_noise") or 0.0) / q if q > 0 else np.inf
+    coh = min(coh, float(np.exp(-2 * np.pi ** 2 * read ** 2)))
     note = {"quantum": q, "quantum_offset": q_off, "coherence": coh,
             "coherence_min": QUANTUM_COHERENCE}
     if coh < QUANTUM_COHERENCE:
