@@ -187,3 +187,36 @@ def test_a_cluster_with_little_signal_bridges_nothing():
     test = heldout_test(NumpySource(X), lab.ravel(), scan, (16, 16), seed=1)
     assert test.applied and test.z[0, 1] > 10
     assert not any({0, 1} <= set(g) for g in test.merged)
+
+
+def test_noise_clusters_at_the_top_do_not_widen_the_range():
+    # a saturated count (a cluster per component at the top rank) whose clusters are one
+    # grain split at random (noise) is not a range too short; three distinct grains are
+    from types import SimpleNamespace
+
+    from nmf4d.clustering import FitClusters
+    from nmf4d.config import AnalysisConfig
+    from nmf4d.decision import Decision
+    from nmf4d.pipeline import _distinct_at_top
+
+    rng = np.random.default_rng(8)
+    pats = _patterns(rng, m=3)
+    truth = np.repeat(np.arange(3), [140, 130, 130])
+    rng.shuffle(truth)
+
+    def top_decision(labels):
+        f = FitClusters(rank=3, n_clusters=3, labels=labels, cluster_of=np.arange(4),
+                        background=[], kinds={}, n_reflections=np.ones(3, int),
+                        shared=np.zeros((3, 3)), presence=np.ones(3))
+        return Decision(k=3, rank=3, ranks=np.array([2, 3]), n_clusters=np.array([2, 3]),
+                        considered=(2, 3), assessments={3: f})
+
+    noise = rng.integers(0, 3, 400)
+    for lab, widen in ((truth, True), (noise, False)):
+        X = _scan(rng, pats, truth if widen else np.zeros(400, int), dose=300)
+        data = SimpleNamespace(op=SimpleNamespace(source=NumpySource(X)),
+                               scan_shape=(20, 20), pattern_shape=(16, 16))
+        why = _distinct_at_top(top_decision(lab), data, AnalysisConfig(), (None, {}))
+        assert (why == "") == widen, why
+        if not widen:
+            assert "only 1 of the rank-3 fit's 3 clusters differ" in why and "not widened" in why

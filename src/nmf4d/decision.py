@@ -174,28 +174,22 @@ def _spread(values) -> str:
     return str(lo) if lo == hi else f"{lo} to {hi}"
 
 
-def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionConfig", *,
-                  seed: int = 0, counts=None, note: dict | None = None) -> Decision:
-    """Merge the chosen rank's clusters that do not differ on held-out counts
-    (:mod:`nmf4d.heldout`): the rank's grouping, labels and cluster count, and ``k``,
-    lose one cluster per merge; the explanation says which and why. ``counts``: the 4D
-    array of counts to split (:func:`nmf4d.pipeline.heldout_counts`), default the fitted
-    data; ``note``: how float data were read as counts (its ``quantum``, ``coherence``),
-    the test skipped when their coherence is below ``coherence_min``."""
+def run_heldout(f: FitClusters, data: "FittingData", config: "SelectionConfig", *,
+                seed: int = 0, counts=None, note: dict | None = None):
+    """The held-out test (:func:`nmf4d.heldout.heldout_test`) of one fit's clusters
+    ``f``; ``counts`` and ``note`` as for :func:`apply_heldout`. Returns a HeldoutTest
+    (``applied`` False, with the reason, when the data are not counts)."""
     from .heldout import HeldoutTest, counts_source, heldout_test
 
-    f = decision.assessments[decision.rank]
     n = data.scan_shape[0] * data.scan_shape[1]
     note = dict(note or {})
     if note.get("coherence") is not None and note["coherence"] < note["coherence_min"]:
-        decision.heldout = HeldoutTest(
+        return HeldoutTest(
             applied=False, z_max=config.heldout_z, seed=seed, counts=note,
             reason=f"the data are not counts (float values that do not sit on multiples "
                    f"of one count quantum: coherence {note['coherence']:.2f} < "
                    f"{note['coherence_min']:g} at {note['quantum']:.4g}; an integrating "
                    f"detector's read noise)")
-        decision.explanation += f"; the held-out test was skipped: {decision.heldout.reason}"
-        return decision
     source, shape = (data.op.source, data.pattern_shape) if counts is None else \
         (counts_source(counts), tuple(counts.shape[2:]))
     if counts is not None and tuple(counts.shape[:2]) != tuple(data.scan_shape):
@@ -205,6 +199,20 @@ def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionCon
                         seed=seed, z_max=config.heldout_z, min_size=config.min_size(n),
                         nothing=f.rank)
     test.counts = note
+    return test
+
+
+def apply_heldout(decision: Decision, data: "FittingData", config: "SelectionConfig", *,
+                  seed: int = 0, counts=None, note: dict | None = None) -> Decision:
+    """Merge the chosen rank's clusters that do not differ on held-out counts
+    (:mod:`nmf4d.heldout`): the rank's grouping, labels and cluster count, and ``k``,
+    lose one cluster per merge; the explanation says which and why. ``counts``: the 4D
+    array of counts to split (:func:`nmf4d.pipeline.heldout_counts`), default the fitted
+    data; ``note``: how float data were read as counts (its ``quantum``, ``coherence``),
+    the test skipped when their coherence is below ``coherence_min``."""
+    f = decision.assessments[decision.rank]
+    test = run_heldout(f, data, config, seed=seed, counts=counts, note=note)
+    note = test.counts
     decision.heldout = test
     if test.applied and note.get("quantum") is not None:
         decision.explanation += (

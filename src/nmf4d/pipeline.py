@@ -36,7 +36,7 @@ from .execution import Progress, StageTimer, client_address, resolve_device
 from .explorer_data import explorer_plan
 from .inputs import as_input
 from .decision import (WIDEN_STEPS, Decision, cluster_stage, decide, decide_stage,
-                       widened_range)
+                       run_heldout, widened_range)
 from .maps import ClusterMaps
 from .orientation import Orientation, index_analysis
 from .prepare import load
@@ -197,10 +197,10 @@ def analyse(data, config: AnalysisConfig | None = None, *, progress: Progress | 
     sweep = selection = decision = None
     given = k != "auto"
     if not given:
-        sweep, first = _level_one(fd, record, config, k_range, (sy * sx, ky * kx), timer,
-                                  progress)
+        sweep, first, held = _level_one(fd, record, config, k_range, (sy * sx, ky * kx),
+                                        timer, progress, raw)
         with timer("select"):
-            selection, decision, k = _select(sweep, fd, record, config, raw, first)
+            selection, decision, k = _select(sweep, fd, record, config, raw, first, held)
         progress.event("select", decision or selection)
     with timer("refine"):
         fit = refine(fd, k, config, start=sweep.fits.get(k) if sweep else None,
@@ -307,17 +307,20 @@ def _maps_pass(fd, fit, maps: ClusterMaps, *, explorer: bool):
     return rel, clusters, (plan.assemble(res["func"]) if plan else None)
 
 
-def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progress):
+def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progress, raw):
     """Level one's sweep, over a wider range while the default one is too short: its top
-    fits still find a distinct pattern per component (:func:`nmf4d.decision.saturated`).
-    Returns the sweep to decide on and its decision (None under the paper's rule); a
-    range the user gave is kept as it is."""
+    fits still find a distinct pattern per component (:func:`nmf4d.decision.saturated`),
+    and the top fit's clusters still do on held-out counts (components fitting noise can
+    saturate a low-dose scan's count; :func:`_distinct_at_top`). Returns the sweep to
+    decide on, its decision (None under the paper's rule) and the held-out counts with
+    their note (None when not read); a range the user gave is kept as it is."""
     with timer("sweep"):
         sweep = loss_sweep(fd, config.sweep, fit=config.fit, seed=config.seed,
                            k_range=k_range, progress=progress)
     timer.add_parts("sweep", sweep.timings)
+    held = None                                      # the held-out counts, read when needed
     if config.selection.rule != "clusters":
-        return sweep, None
+        return sweep, None, held
     with timer("select"):
         decision = decide(sweep, fd, record, config.selection)
     widened: list[int] = []
@@ -325,6 +328,14 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
         wider = widened_range(k_range, min(n_data))
         if wider is None:
             break
+        if config.selection.heldout:
+            with timer("select"):
+                if held is None:
+                    held = heldout_counts(raw, config.preprocessing, record)
+                why = _distinct_at_top(decision, fd, config, held)
+            if why:
+                decision.explanation += why
+                break
         progress.event("widen", f"level one: the fits up to rank {k_range[1]} hold a distinct pattern "
                       f"per component; widening the range to {wider[0]}..{wider[1]}")
         widened.append(int(k_range[1]))
@@ -343,13 +354,34 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
             f"pattern for nearly every component (N(k) >= k - 1 at the two top ranks), so "
             f"the count had not settled: level one was widened to {k_range[0]}..{k_range[1]}; "
             + decision.explanation)
-    return sweep, decision
+    return sweep, decision, held
 
 
-def _select(sweep, fd, record, config: AnalysisConfig, raw, decision=None):
-    """The select stage with the counts its held-out test splits."""
-    counts, note = heldout_counts(raw, config.preprocessing, record) \
-        if config.selection.heldout and config.selection.rule == "clusters" else (None, {})
+def _distinct_at_top(decision, fd, config: AnalysisConfig, held) -> str:
+    """"" when the top fit's clusters still number at least its rank - 1 once those
+    that do not differ on held-out counts are merged (or the test cannot run: not
+    counts); else the sentence saying why the range is not widened."""
+    top = int(decision.ranks[-1])
+    f = decision.assessments[top]
+    test = run_heldout(f, fd, config.selection, seed=config.seed, counts=held[0],
+                       note=held[1])
+    if not test.applied:
+        return ""
+    left = f.n_clusters - (len(test.clusters) - len(np.unique(test.group)))
+    if left >= top - 1:
+        return ""
+    return (f"; the fits at the two top ranks hold a distinct pattern for nearly every "
+            f"component, but on held-out counts only {left} of the rank-{top} fit's "
+            f"{f.n_clusters} clusters differ (the others fit noise), so the range was not "
+            f"widened")
+
+
+def _select(sweep, fd, record, config: AnalysisConfig, raw, decision=None, held=None):
+    """The select stage with the counts its held-out test splits (``held``: read already)."""
+    if held is None:
+        held = heldout_counts(raw, config.preprocessing, record) \
+            if config.selection.heldout and config.selection.rule == "clusters" else (None, {})
+    counts, note = held
     return decide_stage(sweep, fd, record, config.selection, seed=config.seed, counts=counts,
                         counts_note=note, decision=decision)
 
