@@ -71,6 +71,11 @@ def test_read_noise_of_an_integrating_camera_is_not_counts():
     x = 4.0 * n + rng.normal(0, 6.0, n.shape)
     q, off, coh = count_quantum(x, 4.5)
     assert coh < QUANTUM_COHERENCE
+    # read noise measured elsewhere caps the coherence of values that do sit on a lattice
+    x = 4.0 * n + rng.uniform(0, 0.2, n.shape)
+    assert count_quantum(x, 4.5)[2] > 0.9
+    capped = count_quantum(x, 4.5, read_noise=0.3 * 4.0)[2]
+    assert capped == pytest.approx(np.exp(-2 * np.pi ** 2 * 0.3 ** 2), rel=1e-3)
 
 
 def test_no_values_above_the_zero_band_and_a_bad_guess():

@@ -425,31 +425,30 @@ def heldout_counts(raw, pre, record: dict):
         steps.bin in (1, (1, 1)) and steps.mask_radius is None and not subtracted
     unchanged = kept and not (record.get("centre") or {}).get("applied") and \
         pre.filter == "raw" and pre.scale is None and pre.normalise is None
-    def counts():
-        return None if unchanged else (raw if kept else preprocess(raw, steps).data)
+
+    def prepared():
+        return raw if kept else preprocess(raw, steps).data
 
     if np.issubdtype(raw.dtype, np.integer):
         # integers with a dark offset are detector units (ADU): every value sits on the
         # 1-ADU lattice whatever the gain and read noise, so nothing says they are counts
-        return (None, {}) if subtracted else (counts(), {})
+        return (None if subtracted or unchanged else prepared()), {}
     # the steps on a sample of positions first: the data are copied only when they are
     # counts (as they are, or once the quantum is known)
     yx = sample_positions(raw.shape[:2])
     sample = gather(raw, yx)[:, None]
     sample = (sample if kept else np.asarray(preprocess(sample, steps).data))[:, 0]
     if sample.min() >= 0 and np.array_equal(sample, np.rint(sample)):
-        return counts(), {}                          # integer counts stored as floats
+        return (None if unchanged else prepared()), {}   # integer counts stored as floats
     guess = float(dark.get("gain") or noise_model(sample, yx)[0])
-    q, q_off, coh = count_quantum(sample, guess)
-    # the read noise measured on the dark pixels, in quanta, gives the coherence it allows
-    # (Gaussian noise of sigma quanta: exp(-2 pi^2 sigma^2)); the smaller of the two counts
-    read = float(dark.get("read_noise") or 0.0) / q if q > 0 else np.inf
-    coh = min(coh, float(np.exp(-2 * np.pi ** 2 * read ** 2)))
+    # the read noise measured on the dark pixels caps the coherence
+    q, q_off, coh = count_quantum(sample, guess,
+                                  read_noise=float(dark.get("read_noise") or 0.0))
     note = {"quantum": q, "quantum_offset": q_off, "coherence": coh,
             "coherence_min": QUANTUM_COHERENCE}
     if coh < QUANTUM_COHERENCE:
         return None, note                            # not counts: the test says so
-    return as_counts(raw if kept else preprocess(raw, steps).data, q, q_off), note
+    return as_counts(prepared(), q, q_off), note
 
 
 def _prepare_input(data, config: AnalysisConfig, progress: Progress):

@@ -41,12 +41,26 @@ MAX_VALUES = 50_000
 RESIDUE_SHARE = 0.99
 
 
+def _phasor(values: np.ndarray, q: float) -> complex:
+    """``mean(exp(2 pi i values / q))``: its modulus is the coherence, its angle the
+    lattice's offset in units of ``q / (2 pi)``."""
+    return complex(np.mean(np.exp(2j * np.pi * values / q))) if values.size else 0j
+
+
 def coherence(values: np.ndarray, q: float) -> float:
     """Phase coherence ``|mean(exp(2 pi i values / q))|`` of ``values`` at period ``q``."""
-    return float(abs(np.mean(np.exp(2j * np.pi * values / q)))) if values.size else 0.0
+    return abs(_phasor(values, q))
 
 
-def count_quantum(sample: np.ndarray, guess: float) -> tuple[float, float, float]:
+def _subsample(values: np.ndarray) -> np.ndarray:
+    """At most ``MAX_VALUES`` of ``values``, evenly spaced."""
+    if values.size <= MAX_VALUES:
+        return values
+    return values[np.linspace(0, values.size - 1, MAX_VALUES).astype(np.int64)]
+
+
+def count_quantum(sample: np.ndarray, guess: float, *, read_noise: float = 0.0
+                  ) -> tuple[float, float, float]:
     """The count quantum of float data, its offset and the values' coherence at it.
 
     Parameters
@@ -55,6 +69,10 @@ def count_quantum(sample: np.ndarray, guess: float) -> tuple[float, float, float
         Patterns from positions spread over the scan.
     guess : float
         A first estimate of the quantum (the photon-transfer gain), > 0.
+    read_noise : float
+        Read noise measured elsewhere (on the dark pixels), in the data's units. Gaussian
+        noise of ``sigma`` quanta allows a coherence of at most ``exp(-2 pi^2 sigma^2)``;
+        the coherence returned is the smaller of that and the one measured.
 
     Returns
     -------
@@ -66,9 +84,7 @@ def count_quantum(sample: np.ndarray, guess: float) -> tuple[float, float, float
     x = np.asarray(sample, np.float64).ravel()
     if not (np.isfinite(guess) and guess > 0):
         return float(guess), 0.0, 0.0
-    v = x[(x > 0.5 * guess) & (x < 20 * guess)]          # not the zero band, not the tail
-    if v.size > MAX_VALUES:
-        v = v[np.linspace(0, v.size - 1, MAX_VALUES).astype(np.int64)]
+    v = _subsample(x[(x > 0.5 * guess) & (x < 20 * guess)])  # not the zero band nor the tail
     if v.size == 0:
         return float(guess), 0.0, 0.0
     grid = guess * np.linspace(0.5, 1.5, 201)
@@ -82,7 +98,7 @@ def count_quantum(sample: np.ndarray, guess: float) -> tuple[float, float, float
         else:
             lo = a
     q = 0.5 * (lo + hi)
-    off = float(np.angle(np.mean(np.exp(2j * np.pi * v / q)))) / (2 * np.pi) * q
+    off = float(np.angle(_phasor(v, q))) / (2 * np.pi) * q
     # values on the lattice of period m q also sit on that of q: then every non-zero
     # count under q is a multiple of m (zero counts are the zero band either way), and
     # the quantum is m q (tried up to 3x the guess). Coherence cannot tell: on sparse data
@@ -101,9 +117,7 @@ def count_quantum(sample: np.ndarray, guess: float) -> tuple[float, float, float
     # on ever brighter values (up to 20, 100, 500, 2500 quanta, then all), each fit precise
     # enough to round the next range right (to about 1e-4: counts up to a thousand or so
     # come back exact, a direct beam of thousands may be a count or two off)
-    bright = x[x > 0.5 * guess]
-    if bright.size > MAX_VALUES:
-        bright = bright[np.linspace(0, bright.size - 1, MAX_VALUES).astype(np.int64)]
+    bright = _subsample(x[x > 0.5 * guess])
     for top in (20, 20, 100, 500, 2500, np.inf):
         w = bright[bright < top * q]
         c = np.rint((w - off) / q)
@@ -111,7 +125,8 @@ def count_quantum(sample: np.ndarray, guess: float) -> tuple[float, float, float
             continue
         q, off = (float(t) for t in np.polyfit(c, w, 1))
     off = (off + q / 2) % q - q / 2
-    return float(q), float(off), coherence(v - off, q)
+    allowed = float(np.exp(-2 * np.pi ** 2 * (float(read_noise) / q) ** 2)) if q > 0 else 0.0
+    return float(q), float(off), min(coherence(v - off, q), allowed)
 
 
 def _k_counts(block, quantum, offset, out_dtype):
