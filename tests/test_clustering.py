@@ -136,3 +136,28 @@ def test_assess_fit_finds_a_ubiquitous_background_and_drops_tiny_clusters():
     assert 2 in f.dropped                 # owns 2 positions: fits noise
     assert f.n_clusters == 2              # two crystals; the beam is not a label anywhere
     assert set(np.unique(f.labels)) == {0, 1}
+
+
+def test_a_crystal_that_took_up_the_shared_background_is_no_background():
+    """At high dose, a crystal component holding part of the background every pattern
+    shares is significant everywhere; its share still has a grain of its own (contrast),
+    a background's (flat share) does not."""
+    beam = _pattern([], beam=1.0)
+    flat = _pattern(_lattice(70, a=11.0), beam=0.0)          # own reflections, flat share
+    pats = [_pattern(_lattice(0)), _pattern(_lattice(25)), _pattern(_lattice(50)), flat, beam]
+    owners = np.repeat([0, 1, 2], [150, 130, 120])
+    W, H, rs, cm = _fit(pats, owners, dose=20000.0, beam_everywhere=True)
+    W[:3] += 0.15 * 20000.0                                    # the part each took up
+    W[3] = 0.3 * 20000.0
+    X = W.T @ H
+    rs, cm = X.sum(axis=1), X.mean(axis=0)
+    f = assess_fit(W, H, SHAPE, row_sums=rs, col_means=cm)
+    assert np.all(f.presence[:3] >= 0.9)                       # significant everywhere
+    assert f.background == [3, 4] and f.kinds == {3: "ubiquitous", 4: "ubiquitous"}
+    assert f.readmitted == [0, 1, 2] and all(f.contrast[c] > 5 for c in range(3))
+    assert 3 not in f.contrast and 4 not in f.contrast     # never largest / no reflections
+    np.testing.assert_array_equal(f.labels, owners)
+    assert f.n_clusters == 3
+    # without the contrast test the three grains are backgrounds: the map is one colour
+    f0 = assess_fit(W, H, SHAPE, row_sums=rs, col_means=cm, contrast=1e9)
+    assert f0.background == [0, 1, 2, 3, 4] and len(np.unique(f0.labels)) == 1

@@ -41,6 +41,7 @@ def test_clusters_rule_matches_the_code():
     assert cl.SHARED_MIN == c.shared_min and f"`SHARED_MIN` {cl.SHARED_MIN:g}" in text
     assert f"`STRENGTH_MIN` {cl.STRENGTH_MIN:g}" in text and f"≥ {cl.STRENGTH_MIN:g}" in text
     assert cl.UBIQUITY == c.ubiquity and f"≥ {cl.UBIQUITY:.0%}".replace("%", " %") in text
+    assert cl.CONTRAST == c.contrast and f"≥ {cl.CONTRAST:g} times" in text
     assert f"{cl.TOL_MIN_PX:g}–{cl.TOL_MAX_PX:g} px" in text
     assert f"above {cl.SPOT_Z:g} noise sigmas" in text and "a tenth" in text and cl.SPOT_REL == 0.1
     assert "the lower median of `N(r)`" in text

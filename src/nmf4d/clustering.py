@@ -14,7 +14,11 @@ own, or fits noise. :func:`assess_fit` turns one fit into clusters:
    :mod:`nmf4d.preprocess.dark`), with the pattern's expected intensity approximated by
    the position's total times the mean pattern (the model of the Poisson weighting).
 3. **Backgrounds**: components significant at nearly every position (the direct beam, a
-   film, an offset), and components with no reflection of their own (diffuse).
+   film, an offset), and components with no reflection of their own (diffuse). A
+   component significant everywhere is still a crystal when its reflections are its own
+   and its share of the intensity has spatial contrast (:func:`share_contrast`): at high dose
+   the part of the shared background a crystal component took up makes it significant
+   everywhere, but a background has no grain of its own.
 4. **One orientation, one cluster**: components that share at least half of their
    reflection intensity beyond chance (reflections within the patterns' spot radius, HWHM
    clipped to 1-5 px, of each other; chance
@@ -54,8 +58,14 @@ SHARED_MIN = 0.5
 #: ... when their shared reflections are of comparable strength (within a factor 4): a
 #: component that merely leaks faint copies of another's reflections is not a variant.
 STRENGTH_MIN = 0.25
-#: A component significant at this share of the positions or more is a background.
+#: A component significant at this share of the positions or more is a background ...
 UBIQUITY = 0.9
+#: ... unless its reflections are its own and its share of the intensity where it is the
+#: largest is this many times its share elsewhere (:func:`share_contrast`). A shared background's
+#: share changes only with thickness: 1.25-1.8 times on the design half's fits (beam, film,
+#: halo; thickness +-30-60 %); crystal components that took up part of the background had
+#: 3.3-7 times there.
+CONTRAST = 2.0
 
 
 @dataclass
@@ -238,6 +248,11 @@ class FitClusters:
         considered for a merge (0 elsewhere).
     spot_radius : ndarray of shape (rank,)
         Spot radius (HWHM, px) of every component's reflections.
+    contrast : dict int -> float
+        :func:`share_contrast` of the components significant nearly everywhere that it
+        measured.
+    readmitted : list of int
+        Those of them that are crystals all the same (contrast at least ``contrast``).
     """
 
     rank: int
@@ -254,6 +269,8 @@ class FitClusters:
     heldout_merged: list = field(default_factory=list)
     strength: np.ndarray | None = None
     spot_radius: np.ndarray | None = None
+    contrast: dict = field(default_factory=dict)
+    readmitted: list = field(default_factory=list)
 
     @property
     def clusters(self) -> list[int]:
@@ -264,7 +281,7 @@ class FitClusters:
 def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, row_sums,
                col_means, gain: float = 1.0, read_variance: float = 0.0, z_min: float = Z_MIN,
                shared_min: float = SHARED_MIN, ubiquity: float = UBIQUITY,
-               min_size: int = 3, keep_all: bool = False,
+               contrast: float = CONTRAST, min_size: int = 3, keep_all: bool = False,
                grouping: np.ndarray | None = None) -> FitClusters:
     """Clusters of one fit (see the module docstring).
 
@@ -278,7 +295,7 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
         Of the data that was fitted (input units).
     gain, read_variance : float
         The detector's noise model.
-    z_min, shared_min, ubiquity : float
+    z_min, shared_min, ubiquity, contrast : float
     min_size : int
         Fewest positions a cluster must own.
     keep_all : bool
@@ -300,6 +317,10 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
                    read_variance=read_variance) >= z_min
     presence = sig.mean(axis=1)
     kinds = {c: "ubiquitous" for c in range(k) if presence[c] >= ubiquity}
+    contrasts = share_contrast(W, refl, sorted(kinds), ubiquity=ubiquity)
+    readmitted = sorted(c for c, v in contrasts.items() if v >= contrast)
+    for c in readmitted:
+        del kinds[c]
     kinds.update({c: "diffuse" for c in range(k) if len(refl[c]) == 0 and c not in kinds})
     background = sorted(kinds)
     crystal = np.array([c not in kinds for c in range(k)])
@@ -352,7 +373,54 @@ def assess_fit(weights: np.ndarray, components: np.ndarray, pattern_shape, *, ro
                        n_reflections=np.array([len(r) for r in refl]), shared=shared,
                        presence=presence, dropped=dropped,
                        merged=merged_groups(cluster_of, k), strength=strength,
-                       spot_radius=np.array([r.radius for r in refl]))
+                       spot_radius=np.array([r.radius for r in refl]),
+                       contrast=contrasts, readmitted=readmitted)
+
+
+def share_contrast(weights: np.ndarray, refl: list, ubiquitous: list, *,
+                   ubiquity: float = UBIQUITY) -> dict[int, float]:
+    """How far the share of components significant nearly everywhere has a grain of its own.
+
+    NMF is not unique: a crystal's component can take up part of the background every
+    pattern shares (a halo, the beam's tail), and at high dose even that small part is
+    significant at every position. A background's share of a pattern changes only with
+    thickness, slowly; a crystal component's share outside its grain is only the part of
+    the background it took up. A member of ``ubiquitous`` is measured when
+
+    * its reflections are its own (at least half of their intensity is not in the crystal
+      components, those not in ``ubiquitous``: :func:`own_share`), and
+    * it is the largest share, among the components with reflections of their own (the
+      crystals and the members of ``ubiquitous`` of the first point), at some positions
+      but not at a ``ubiquity`` share of them;
+
+    its contrast is its median share of the intensity where it is the largest over its
+    median share elsewhere. :func:`assess_fit` keeps it a crystal at ``CONTRAST`` or more.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k, n)
+    refl : list of Reflections, length k
+    ubiquitous : list of int
+        Components significant at a ``ubiquity`` share of the positions or more.
+
+    Returns
+    -------
+    dict int -> float
+        The contrast of every measured member of ``ubiquitous``.
+    """
+    W = np.asarray(weights, np.float64)
+    crys = [c for c in range(W.shape[0]) if c not in ubiquitous]
+    own = [c for c in ubiquitous if own_share(refl[c], [refl[j] for j in crys]) >= 0.5]
+    cand = crys + own          # the components with reflections of their own
+    share = W / np.maximum(W.sum(axis=0), 1e-300)
+    largest = np.asarray(cand)[np.argmax(share[cand], axis=0)] if cand else None
+    out = {}
+    for c in own:
+        owned = largest == c
+        if owned.any() and owned.mean() < ubiquity:
+            out[int(c)] = float(np.median(share[c][owned]) /
+                                max(float(np.median(share[c][~owned])), 1e-300))
+    return out
 
 
 def merged_groups(cluster_of: np.ndarray, rank: int) -> list[list[int]]:

@@ -123,6 +123,7 @@ def assess(fit, data: "FittingData", record: dict, config: "SelectionConfig", *,
                       row_sums=data.stats["row_sums"], col_means=data.stats["col_sums"] / n,
                       gain=gain, read_variance=read_var, z_min=config.z_min,
                       shared_min=config.shared_min, ubiquity=config.ubiquity,
+                      contrast=config.contrast,
                       min_size=config.min_size(n), keep_all=keep_all, grouping=grouping)
 
 
@@ -150,6 +151,12 @@ def decide(sweep: "SweepResult", data: "FittingData", record: dict,
                "diffuse": "no reflections of its own: vacuum, film or diffuse"}
         parts.append("background components: " + ", ".join(
             f"{c} ({why.get(f.kinds[c], f.kinds[c])})" for c in f.background))
+    if f.readmitted:
+        parts.append("components " + ", ".join(
+            f"{c} ({f.contrast[c]:.1f} times)" for c in f.readmitted) + " are significant "
+            "at nearly every position, but their share of the intensity is that many times "
+            "larger where they are the largest: crystals that took up part of the shared "
+            "background")
     if f.dropped:
         parts.append("components " + ", ".join(map(str, f.dropped)) + " own too few "
                      "positions (noise) and were dropped")

@@ -212,7 +212,9 @@ def _write_cluster_maps(f: h5py.File, a) -> None:
             "merged_heldout": [[int(c) for c in grp] for grp in fc.heldout_merged],
             "dropped": [int(c) for c in fc.dropped],
             "reflections": [int(v) for v in fc.n_reflections],
-            "presence": [round(float(v), 4) for v in fc.presence]}
+            "presence": [round(float(v), 4) for v in fc.presence],
+            "contrast": {str(c): round(float(v), 4) for c, v in fc.contrast.items()},
+            "readmitted": [int(c) for c in fc.readmitted]}
             for k, fc in d.assessments.items()})
         for r, fc in d.assessments.items():        # every number the rule used, per rank
             rg = g.create_group(f"rank{int(r)}")

@@ -83,6 +83,7 @@ FLAT = {
     "sweep_max_iter": "sweep.max_iter", "sweep_ortho": "sweep.ortho",
     "k": "selection.k", "rule": "selection.rule", "z_min": "selection.z_min",
     "shared_min": "selection.shared_min", "ubiquity": "selection.ubiquity",
+    "contrast": "selection.contrast",
     "min_cluster": "selection.min_cluster", "heldout": "selection.heldout",
     "heldout_z": "selection.heldout_z",
     "ssim_max": "selection.ssim_max", "corr_max": "selection.corr_max",

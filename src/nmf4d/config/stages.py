@@ -184,7 +184,11 @@ class SelectionConfig:
         Components sharing at least this share of their reflection intensity are one
         orientation.
     ubiquity : float
-        A component significant at this share of the positions is a background.
+        A component significant at this share of the positions is a background ...
+    contrast : float
+        ... unless its reflections are its own and its share of the intensity where it is
+        the largest is at least this many times its share elsewhere
+        (:func:`nmf4d.clustering.share_contrast`).
     min_cluster : int, optional
         Fewest positions a cluster must own; default max(3, 0.2 % of them).
     heldout : bool
@@ -201,6 +205,7 @@ class SelectionConfig:
     z_min: float = 5.0
     shared_min: float = 0.5
     ubiquity: float = 0.9
+    contrast: float = 2.0
     min_cluster: int | None = None
     heldout: bool = True
     heldout_z: float = 1.0
@@ -221,6 +226,7 @@ class SelectionConfig:
         _set(self, "ubiquity", _number("selection.ubiquity", self.ubiquity, lo=0, strict=True))
         if self.ubiquity > 1:
             raise ConfigError("selection.ubiquity", self.ubiquity, "must be in (0, 1]")
+        _set(self, "contrast", _number("selection.contrast", self.contrast, lo=1))
         _set(self, "min_cluster", _int("selection.min_cluster", self.min_cluster, lo=1, none=True))
         if not isinstance(self.heldout, bool):
             raise ConfigError("selection.heldout", self.heldout, "must be true or false")
