@@ -47,6 +47,7 @@ def test_parse_k_range_bad_sequences(value):
     (lambda: SweepConfig(max_iter=0), "sweep.max_iter", 0),
     (lambda: SelectionConfig(k=0), "selection.k", 0),
     (lambda: SelectionConfig(k="many"), "selection.k", "many"),
+    (lambda: SelectionConfig(contrast=0.5), "selection.contrast", 0.5),
     (lambda: FitConfig(init="svd"), "fit.init", "svd"),
     (lambda: FitConfig(weighting="gauss"), "fit.weighting", "gauss"),
     (lambda: FitConfig(tol=-1.0), "fit.tol", -1.0),

@@ -216,7 +216,48 @@ def test_noise_clusters_at_the_top_do_not_widen_the_range():
         X = _scan(rng, pats, truth if widen else np.zeros(400, int), dose=300)
         data = SimpleNamespace(op=SimpleNamespace(source=NumpySource(X)),
                                scan_shape=(20, 20), pattern_shape=(16, 16))
-        why = _distinct_at_top(top_decision(lab), data, AnalysisConfig(), (None, {}))
-        assert (why == "") == widen, why
+        ok, why = _distinct_at_top(top_decision(lab), data, AnalysisConfig(), (None, {}))
+        assert ok == widen, why
         if not widen:
             assert "only 1 of the rank-3 fit's 3 clusters differ" in why and "not widened" in why
+
+
+def test_a_rising_count_widens_the_range_only_on_held_out_evidence():
+    # not saturated, but the top fit holds more than the median + 1 clusters: widened
+    # when they differ on held-out counts (four grains), not when they are noise
+    from types import SimpleNamespace
+
+    from nmf4d.clustering import FitClusters
+    from nmf4d.config import AnalysisConfig
+    from nmf4d.decision import Decision
+    from nmf4d.pipeline import _distinct_at_top
+
+    rng = np.random.default_rng(9)
+    pats = _patterns(rng, m=4)
+    truth = np.repeat(np.arange(4), [100, 100, 100, 100])
+    rng.shuffle(truth)
+
+    def top_decision(labels):
+        f = FitClusters(rank=5, n_clusters=4, labels=labels, cluster_of=np.arange(6),
+                        background=[], kinds={}, n_reflections=np.ones(5, int),
+                        shared=np.zeros((5, 5)), presence=np.ones(5))
+        d = Decision(k=2, rank=3, ranks=np.array([3, 4, 5]), n_clusters=np.array([2, 2, 4]),
+                     considered=(3, 5), assessments={5: f}, unsettled=True)
+        assert not d.saturated
+        return d
+
+    two = (truth % 2).astype(int)                     # the scan holds two patterns
+    for lab, grains, widen in ((truth, truth, True), (truth, two, False)):
+        X = _scan(rng, pats, grains, dose=300)
+        data = SimpleNamespace(op=SimpleNamespace(source=NumpySource(X)),
+                               scan_shape=(20, 20), pattern_shape=(16, 16))
+        ok, why = _distinct_at_top(top_decision(lab), data, AnalysisConfig(), (None, {}))
+        assert ok == widen, why
+        assert ("holds 4 clusters that differ" in why) == widen
+        assert ("only 2 of the rank-5 fit's 4 clusters differ" in why) == (not widen)
+    # without counts there is no held-out evidence: not widened
+    X = _scan(rng, pats, truth, dose=300).astype(np.float32) * 1.37
+    data = SimpleNamespace(op=SimpleNamespace(source=NumpySource(X)),
+                           scan_shape=(20, 20), pattern_shape=(16, 16))
+    ok, why = _distinct_at_top(top_decision(truth), data, AnalysisConfig(), (None, {}))
+    assert not ok and "without held-out counts" in why

@@ -311,7 +311,9 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
     """Level one's sweep, over a wider range while the default one is too short: its top
     fits still find a distinct pattern per component (:func:`nmf4d.decision.saturated`),
     and the top fit's clusters still do on held-out counts (components fitting noise can
-    saturate a low-dose scan's count; :func:`_distinct_at_top`). Returns the sweep to
+    saturate a low-dose scan's count; :func:`_distinct_at_top`); or, once, when the top
+    fit holds more than the median + 1 clusters that differ on held-out counts (the count
+    is still rising: :func:`_distinct_at_top`). Returns the sweep to
     decide on, its decision (None under the paper's rule) and the held-out counts with
     their note (None when not read); a range the user gave is kept as it is."""
     with timer("sweep"):
@@ -324,20 +326,25 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
     with timer("select"):
         decision = decide(sweep, fd, record, config.selection)
     widened: list[int] = []
-    while config.sweep.k_range is None and decision.saturated and len(widened) < WIDEN_STEPS:
+    reasons: list[str] = []
+    while config.sweep.k_range is None and (decision.saturated or decision.unsettled) \
+            and len(widened) < WIDEN_STEPS:
         wider = widened_range(k_range, min(n_data))
-        if wider is None:
+        if wider is None or not (decision.saturated or config.selection.heldout) or \
+                (widened and not decision.saturated):   # widened once on a rising count
             break
+        reason = _saturated_reason(decision)
         if config.selection.heldout:
             with timer("select"):
                 if held is None:
                     held = heldout_counts(raw, config.preprocessing, record)
-                why = _distinct_at_top(decision, fd, config, held)
-            if why:
-                decision.explanation += why
+                widen, reason = _distinct_at_top(decision, fd, config, held)
+            if not widen:
+                decision.explanation += "; " + reason
                 break
-        progress.event("widen", f"level one: the fits up to rank {k_range[1]} hold a distinct pattern "
-                      f"per component; widening the range to {wider[0]}..{wider[1]}")
+        reasons.append(reason)
+        progress.event("widen", f"level one: {reasons[-1]}; widening the range to "
+                       f"{wider[0]}..{wider[1]}")
         widened.append(int(k_range[1]))
         k_range = wider
         with timer("sweep"):
@@ -350,30 +357,49 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
     if widened:
         decision.widened_from = widened
         decision.explanation = (
-            f"the fits up to rank {widened[0]} (the default range's top) held a distinct "
-            f"pattern for nearly every component (N(k) >= k - 1 at the two top ranks), so "
-            f"the count had not settled: level one was widened to {k_range[0]}..{k_range[1]}; "
+            f"{reasons[0]}, so the count had not settled inside the default range (up to rank "
+            f"{widened[0]}): level one was widened to {k_range[0]}..{k_range[1]}; "
             + decision.explanation)
     return sweep, decision, held
 
 
-def _distinct_at_top(decision, fd, config: AnalysisConfig, held) -> str:
-    """"" when the top fit's clusters still number at least its rank - 1 once those
-    that do not differ on held-out counts are merged (or the test cannot run: not
-    counts); else the sentence saying why the range is not widened."""
+def _saturated_reason(decision) -> str:
+    return (f"the fits up to rank {int(decision.ranks[-1])} hold a distinct pattern for "
+            f"nearly every component (N(k) >= k - 1 at the two top ranks)")
+
+
+def _distinct_at_top(decision, fd, config: AnalysisConfig, held) -> tuple[bool, str]:
+    """Whether the top fit's clusters show, on held-out counts, that the range is too
+    short, and the sentence saying why (or why not).
+
+    A saturated count (:func:`nmf4d.decision.saturated`) needs at least rank - 1 of the
+    top fit's clusters left once those that do not differ on held-out counts are merged
+    (nothing to check when the test cannot run: not counts). A count that is only
+    unsettled (the top fit holds more than the median + 1 clusters: still rising, or
+    components fitting noise) needs more than median + 1 clusters left, and held-out
+    counts to show it: without them a rising count may be noise."""
     top = int(decision.ranks[-1])
     f = decision.assessments[top]
     test = run_heldout(f, fd, config.selection, seed=config.seed, counts=held[0],
                        note=held[1])
-    if not test.applied:
-        return ""
-    left = f.n_clusters - (len(test.clusters) - len(np.unique(test.group)))
-    if left >= top - 1:
-        return ""
-    return (f"; the fits at the two top ranks hold a distinct pattern for nearly every "
-            f"component, but on held-out counts only {left} of the rank-{top} fit's "
-            f"{f.n_clusters} clusters differ (the others fit noise), so the range was not "
-            f"widened")
+    left = f.n_clusters - (len(test.clusters) - len(np.unique(test.group))) \
+        if test.applied else None
+    if decision.saturated:
+        if left is None or left >= top - 1:
+            return True, _saturated_reason(decision)
+        return False, (f"the fits at the two top ranks hold a distinct pattern for nearly "
+                       f"every component, but on held-out counts only {left} of the rank-{top} "
+                       f"fit's {f.n_clusters} clusters differ (the others fit noise), so the "
+                       f"range was not widened")
+    if left is None:
+        return False, ("the count is still rising at the top rank, but without held-out "
+                       f"counts ({test.reason}) that may be noise, so the range was not widened")
+    if left > decision.k + 1:
+        return True, (f"the fit at rank {top} holds {left} clusters that differ on held-out "
+                      f"counts, more than the median {decision.k} + 1")
+    return False, (f"on held-out counts only {left} of the rank-{top} fit's {f.n_clusters} "
+                   f"clusters differ, not more than the median {decision.k} + 1, so the range "
+                   f"was not widened")
 
 
 def _select(sweep, fd, record, config: AnalysisConfig, raw, decision=None, held=None):
