@@ -13,8 +13,9 @@ top of the range (the ranks where the loss has stopped falling steeply, so the f
 had the chance to describe every pattern): the typical number of distinct patterns once
 the rank suffices. The NMF rank used for the maps is the smallest of those ranks whose
 fit has that many clusters. When the default range is too short for the scan (its top
-fits still find a distinct pattern per component, :func:`saturated`), the pipeline sweeps
-a wider one (:func:`widened_range`) and decides on that. The paper's level two (IQA matrices, :mod:`nmf4d.select_k`)
+fits still find a distinct pattern per component, :func:`saturated`; or, once, when the
+count is unsettled and held-out counts show it still rising), the pipeline sweeps a wider
+one (:func:`widened_range`) and decides on that. The paper's level two (IQA matrices, :mod:`nmf4d.select_k`)
 stays in the results and the report as the paper's evidence.
 """
 from __future__ import annotations
@@ -58,8 +59,9 @@ class Decision:
     heldout : nmf4d.heldout.HeldoutTest or None
         The held-out test of the chosen rank's clusters (:func:`apply_heldout`).
     widened_from : list of int
-        Tops of the default range that were too short (:func:`saturated`): the sweep was
-        widened above each (:func:`widened_range`); empty when it was not.
+        Tops of the default range that were too short (:func:`saturated`, or a count
+        still rising on held-out counts): the sweep was widened above each
+        (:func:`widened_range`); empty when it was not.
     """
 
     k: int
