@@ -129,3 +129,35 @@ def test_a_default_range_too_short_is_widened(monkeypatch, tmp_path):
     # a range the user gave is kept: the count is then flagged as unsettled
     given = analyse(data, AnalysisConfig.from_flat(seed=0, k_range=(2, 4)))
     assert given.decision.widened_from == [] and given.sweep.k.max() == 4
+
+
+def test_a_rising_count_widens_the_range_once_and_only_with_the_held_out_test(monkeypatch):
+    import nmf4d.config
+    import nmf4d.pipeline as pipeline
+    from nmf4d.config import AnalysisConfig
+    from nmf4d.decision import Decision
+    from nmf4d.synthetic import make_polycrystal
+
+    data, _ = make_polycrystal((24, 24), (32, 32), n_grains=6, seed=3)
+    monkeypatch.setattr(nmf4d.config, "DEFAULT_K_RANGE", (2, 4))
+    monkeypatch.setattr(Decision, "saturated", property(lambda self: False))
+    decide = pipeline.decide
+
+    def unsettled(*args, **kwargs):          # every count rising at the top
+        d = decide(*args, **kwargs)
+        d.unsettled = True
+        return d
+    monkeypatch.setattr(pipeline, "decide", unsettled)
+    asked = []
+
+    def evidence(decision, fd, config, held):
+        asked.append(int(decision.ranks[-1]))
+        return True, "the count still rises on held-out counts"
+    monkeypatch.setattr(pipeline, "_distinct_at_top", evidence)
+    a = pipeline.analyse(data, AnalysisConfig.from_flat(seed=0))
+    # widened once (4 -> 6), not again although the wider count is still "rising"
+    assert asked == [4] and a.decision.widened_from == [4] and a.sweep.k.max() == 6
+    assert a.decision.explanation.startswith("the count still rises on held-out counts")
+    # without the held-out test there is no evidence: not widened
+    off = pipeline.analyse(data, AnalysisConfig.from_flat(seed=0, heldout=False))
+    assert asked == [4] and off.decision.widened_from == [] and off.sweep.k.max() == 4

@@ -389,9 +389,9 @@ def share_contrast(weights: np.ndarray, refl: list, ubiquitous: list, *,
 
     * its reflections are its own (at least half of their intensity is not in the crystal
       components, those not in ``ubiquitous``: :func:`own_share`), and
-    * it is the largest share, among the components with reflections of their own (the
-      crystals and the members of ``ubiquitous`` of the first point), at some positions
-      but not at a ``ubiquity`` share of them;
+    * it is the largest share, among the components not in ``ubiquitous`` and the
+      members of ``ubiquitous`` of the first point, at some positions but not at a
+      ``ubiquity`` share of them;
 
     its contrast is its median share of the intensity where it is the largest over its
     median share elsewhere. :func:`assess_fit` keeps it a crystal at ``CONTRAST`` or more.
@@ -411,7 +411,7 @@ def share_contrast(weights: np.ndarray, refl: list, ubiquitous: list, *,
     W = np.asarray(weights, np.float64)
     crys = [c for c in range(W.shape[0]) if c not in ubiquitous]
     own = [c for c in ubiquitous if own_share(refl[c], [refl[j] for j in crys]) >= 0.5]
-    cand = crys + own          # the components with reflections of their own
+    cand = crys + own
     share = W / np.maximum(W.sum(axis=0), 1e-300)
     largest = np.asarray(cand)[np.argmax(share[cand], axis=0)] if cand else None
     out = {}

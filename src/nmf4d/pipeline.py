@@ -357,9 +357,9 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
     if widened:
         decision.widened_from = widened
         decision.explanation = (
-            f"{reasons[0]}, so the count had not settled inside the default range (up to rank "
-            f"{widened[0]}): level one was widened to {k_range[0]}..{k_range[1]}; "
-            + decision.explanation)
+            " and then ".join(reasons) + f", so the count had not settled inside the default "
+            f"range (up to rank {widened[0]}): level one was widened to "
+            f"{k_range[0]}..{k_range[1]}; " + decision.explanation)
     return sweep, decision, held
 
 
