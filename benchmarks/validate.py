@@ -253,7 +253,7 @@ def _parse_sets(items) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--half", choices=("design", "holdout", "fresh", "fresh2"),
+    ap.add_argument("--half", choices=("design", "holdout", "fresh", "fresh2", "fresh3"),
                     default="design")
     ap.add_argument("--only", default=None)
     ap.add_argument("--no-paper", action="store_true", help="skip the paper's sweep "
@@ -272,13 +272,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="JSON output (default "
                     "benchmarks/results/validate_<half>.json)")
     ap.add_argument("--confirm-holdout", action="store_true",
-                    help="allow --half holdout, fresh or fresh2 (only to report a finished rule)")
+                    help="allow --half holdout, fresh, fresh2 or fresh3 (only to report a finished rule)")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="a flat nmf4d option replacing its default (repeatable), e.g. "
                          "--set ortho=0: measure a variant with the same scoring")
     args = ap.parse_args(argv)
     options = _parse_sets(args.set)
-    if args.half in ("holdout", "fresh", "fresh2") and not args.confirm_holdout:
+    if args.half in ("holdout", "fresh", "fresh2", "fresh3") and not args.confirm_holdout:
         print(f"refusing --half {args.half} without --confirm-holdout: the held-out half is for "
               "reporting a finished rule, not for designing one", file=sys.stderr)
         return 2

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/corpus/build.py [--half design|holdout|fresh|fresh2|both] [--only NAME[,NAME]]
+    python benchmarks/corpus/build.py [--half design|holdout|fresh|fresh2|fresh3|both] [--only NAME[,NAME]]
                                       [--cache DIR] [--force] [--list]
 
 Each case goes to ``DIR/<half>/<name>/`` (``data.npy``, ``truth.npz``, ``meta.json``);
@@ -86,8 +86,8 @@ def _pyxem_here() -> bool:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--half", choices=("design", "holdout", "fresh", "fresh2", "both"),
-                    default="both", help="both = design and holdout; fresh and fresh2 are "
+    ap.add_argument("--half", choices=("design", "holdout", "fresh", "fresh2", "fresh3", "both"),
+                    default="both", help="both = design and holdout; fresh, fresh2 and fresh3 are "
                     "built only when asked")
     ap.add_argument("--only", default=None, help="comma-separated case names (exact, or "
                     "substrings / a generator name when nothing matches exactly)")

@@ -9,7 +9,9 @@ A third split, *fresh* (seeds 9000 + i, the held-out half's configurations), is 
 held-out draw for when the held-out half has been reported several times: built and
 reported once, after the design work it reports on is finished. A fourth, *fresh2*
 (seeds 13000 + i, the same configurations), was added when the fresh split had been
-reported three times (the held-out count-splitting test was reported on it).
+reported three times (the held-out count-splitting test was reported on it). A fifth,
+*fresh3* (seeds 17000 + i, the same configurations), was added when fresh2 had been
+reported eight times: its first run reports the rules as they stood then.
 
 ``k_true`` given here is what the configuration is built to have (grains + film-only
 or diffuse region + vacuum); pyxem's crystals can be hidden and its tilings can lose
@@ -29,7 +31,7 @@ class Spec:
     name : str
         Configuration name (shared by its design and holdout cases).
     generator : {"diffsims", "pyxem", "synthetic", "real"}
-    split : {"design", "holdout", "fresh", "fresh2"}
+    split : {"design", "holdout", "fresh", "fresh2", "fresh3"}
     seed : int
     params : dict
         Options of the generator's ``make_case`` (see its ``DEFAULTS``).
@@ -64,6 +66,7 @@ def _pair(name, generator, k_true, varies, holdout_only=False, **params):
     CORPUS.append(Spec(name, generator, "holdout", 5000 + i, params, k_true, varies))
     CORPUS.append(Spec(name, generator, "fresh", 9000 + i, params, k_true, varies))
     CORPUS.append(Spec(name, generator, "fresh2", 13000 + i, params, k_true, varies))
+    CORPUS.append(Spec(name, generator, "fresh3", 17000 + i, params, k_true, varies))
 
 
 CCD = dict(kind="integrating", gain=4.0, dark_offset=50.0, read_noise=6.0)
