@@ -327,11 +327,13 @@ def _level_one(fd, record, config: AnalysisConfig, k_range, n_data, timer, progr
         decision = decide(sweep, fd, record, config.selection)
     widened: list[int] = []
     reasons: list[str] = []
-    while config.sweep.k_range is None and (decision.saturated or decision.unsettled) \
-            and len(widened) < WIDEN_STEPS:
+    while config.sweep.k_range is None and len(widened) < WIDEN_STEPS:
+        # a count only rising (not saturated) widens once, and only on held-out evidence
+        if not decision.saturated and (not decision.unsettled or widened or
+                                       not config.selection.heldout):
+            break
         wider = widened_range(k_range, min(n_data))
-        if wider is None or not (decision.saturated or config.selection.heldout) or \
-                (widened and not decision.saturated):   # widened once on a rising count
+        if wider is None:
             break
         reason = _saturated_reason(decision)
         if config.selection.heldout:
@@ -382,8 +384,8 @@ def _distinct_at_top(decision, fd, config: AnalysisConfig, held) -> tuple[bool, 
     f = decision.assessments[top]
     test = run_heldout(f, fd, config.selection, seed=config.seed, counts=held[0],
                        note=held[1])
-    left = f.n_clusters - (len(test.clusters) - len(np.unique(test.group))) \
-        if test.applied else None
+    # every label was tested: the clusters left are the test's groups
+    left = len(np.unique(test.group)) if test.applied else None
     if decision.saturated:
         if left is None or left >= top - 1:
             return True, _saturated_reason(decision)
